@@ -1,0 +1,1 @@
+"""The architecture zoo: YAML files shipped with blockbuilder (the repository's architectures/ folder)."""

@@ -1,0 +1,53 @@
+"""blockbuilder: describe a CNN in YAML as modular blocks, get a Keras 3 model.
+
+The pipeline, one public function per arrow::
+
+    load(path_or_name, overrides)  ->  Architecture   (no TensorFlow imported)
+    build(architecture)            ->  keras.Model
+    summarize(architecture, model) ->  Summary
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from blockbuilder.architecture import Architecture, load, loads
+from blockbuilder.errors import SpecError, UsageError
+from blockbuilder.registry import Block, BlockSpec, Node, register_block
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+    from blockbuilder.summary import Summary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Architecture",
+    "Block",
+    "BlockSpec",
+    "Node",
+    "SpecError",
+    "UsageError",
+    "__version__",
+    "build",
+    "load",
+    "loads",
+    "register_block",
+    "summarize",
+]
+
+
+def build(architecture: Architecture) -> keras.Model:
+    """Build the (uncompiled) Keras model of an architecture."""
+    from blockbuilder.compile import build_model
+
+    return build_model(architecture.root, architecture.name, architecture.input_shape,
+                       architecture.input_name)
+
+
+def summarize(architecture: Architecture, model: Any = None) -> Summary:
+    """Depth, parameters, multiply-accumulates and the block hierarchy (builds the model if needed)."""
+    from blockbuilder.summary import summarize as _summarize
+
+    return _summarize(architecture, model if model is not None else build(architecture))

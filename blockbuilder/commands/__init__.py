@@ -1,0 +1,11 @@
+"""CLI sub-commands.
+
+Each module here is one ``blockbuilder`` sub-command and exposes:
+
+* ``HELP`` -- a one-line description for ``blockbuilder --help``;
+* ``configure(parser)`` -- adds its arguments (must not import TensorFlow or Keras);
+* ``run(args) -> int`` -- does the work and returns the exit code (imports heavy modules inside).
+
+``blockbuilder.cli`` adds the shared options (``--set``, ``--debug``) and turns a ``SpecError`` into
+``FILE:LINE:COL: PATH: message`` with exit code 1.
+"""

@@ -1,0 +1,52 @@
+"""The one error type a user sees for a bad architecture file."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a value came from: a file (or ``<string>``), 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+
+
+class SpecError(Exception):
+    """A problem in an architecture file, printed as ``FILE:LINE:COL: PATH: message``.
+
+    Args:
+        message: What is wrong, in words a user understands.
+        location: Where in which file; ``None`` when there is no file (a ``--set`` value, say).
+        path: The document path, e.g. ``network[3].residual.body[1].conv.filters``.
+    """
+
+    def __init__(self, message: str, location: Location | None = None, path: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.path = path
+
+    def __str__(self) -> str:
+        parts = [str(self.location)] if self.location else []
+        if self.path:
+            parts.append(self.path)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class UsageError(Exception):
+    """Bad command-line usage (exit code 2): an unknown zoo name, a malformed ``--set``."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""`` when none is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
