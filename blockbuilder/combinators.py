@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
+from blockbuilder.document import Map
 from blockbuilder.registry import Block, BlockSpec, Node, Shape, register_block
 
 MAX_REPEAT = 10_000
@@ -85,7 +86,7 @@ class Residual(Block):
 
     def infer(self, node, shape, ex):
         if isinstance(node.raw.get("after"), str):
-            node.raw["after"] = {"activation": node.raw["after"]}
+            node.raw["after"] = Map({"activation": node.raw["after"]}, loc=node.loc)
         custom = node.raw.get("shortcut")
         if isinstance(custom, str):
             node.raw.pop("shortcut")

@@ -266,6 +266,8 @@ class Expander:
         block = get_block(block_type)
         merged = self._with_defaults(block_type, args)
         raw = {f: merged.pop(f) for f in block.block_fields if f in merged}
+        raw = {f: self.substitute(v, merged.loc_of(f), f"{doc_path}.{block_type}.{f}")
+               if isinstance(v, str) else v for f, v in raw.items()}
         values = self.substitute(merged, where, f"{doc_path}.{block_type}")
         spec = self._validate(block, values, merged, where, f"{doc_path}.{block_type}")
         node = self._new_node(block_type, label, path, spec, where, doc_path)
@@ -300,7 +302,7 @@ class Expander:
 
     def _user_body(self, user: UserBlock, path: str, shape: Shape) -> Node:
         body = user.body
-        if isinstance(body, Map) and len([k for k in body if k != "name"]) == 1:
+        if isinstance(body, Map):
             # A body that is one block becomes that block, carrying the user block's name.
             block_type, args, _ = self._parse_item(body, user.body_loc, f"{user.doc_path}.body")
             if block_type in self.user_blocks:

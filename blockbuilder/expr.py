@@ -73,6 +73,8 @@ class _Evaluator:
         return _checked(method(node))
 
     def visit_Constant(self, node: ast.Constant) -> Any:
+        if isinstance(node.value, str) and len(node.value) > 100:
+            raise ExprError("string constant too long")
         if isinstance(node.value, (int, float, bool, str)) or node.value is None:
             return node.value
         raise ExprError(f"constant {node.value!r} is not allowed")
@@ -124,6 +126,14 @@ class _Evaluator:
                 raise ExprError(f"cannot compare in '{ast.unparse(node)}': {exc}") from None
             left = right
         return True
+
+    def visit_Subscript(self, node: ast.Subscript) -> Any:
+        container, index = self.visit(node.value), self.visit(node.slice)
+        if not isinstance(container, list) or isinstance(index, bool) or not isinstance(index, int):
+            raise ExprError(f"'{ast.unparse(node)}': only a list can be indexed, by an integer")
+        if not -len(container) <= index < len(container):
+            raise ExprError(f"'{ast.unparse(node)}': index {index} out of range (list of {len(container)})")
+        return container[index]
 
     def visit_IfExp(self, node: ast.IfExp) -> Any:
         return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)

@@ -184,6 +184,12 @@ class Conv(Block):
         norm_channels = spec.filters if spec.order == "post" else in_channels
         return weights + norm_params(norm_spec(spec.norm), norm_channels)
 
+    def macs(self, node):
+        spec = node.spec
+        kh, kw = pair(spec.kernel)
+        h, w, out = node.output_shape
+        return h * w * out * kh * kw * node.input_shape[2] // spec.groups
+
     def build(self, node, x, ctx):
         spec = node.spec
         if spec.order == "pre":
@@ -219,6 +225,10 @@ class DepthwiseConv(Block):
         kh, kw = pair(spec.kernel)
         out = node.output_shape[2]
         return kh * kw * out + out * spec.use_bias + norm_params(norm_spec(spec.norm), out)
+
+    def macs(self, node):
+        kh, kw = pair(node.spec.kernel)
+        return math.prod(node.output_shape) * kh * kw
 
     def build(self, node, x, ctx):
         spec = node.spec
@@ -328,6 +338,9 @@ class Dense(Block):
 
     def params(self, node):
         return node.input_shape[-1] * node.spec.units + node.spec.units * node.spec.use_bias
+
+    def macs(self, node):
+        return math.prod(node.input_shape) * node.spec.units
 
     def build(self, node, x, ctx):
         spec = node.spec

@@ -106,7 +106,11 @@ class Block:
         raise NotImplementedError(f"block type '{self.type}' cannot be built")
 
     def params(self, node: Node) -> int:
-        """Weights created by this block itself (children excluded), estimated from shapes."""
+        """Weights created by this block itself (children excluded), computed from shapes."""
+        return 0
+
+    def macs(self, node: Node) -> int:
+        """Multiply-accumulates of this block itself (children excluded), computed from shapes."""
         return 0
 
 

@@ -22,7 +22,7 @@ _SET_PATH = re.compile(r"[A-Za-z_][\w-]*|\[\d+\]")
 
 def zoo_dir() -> Path:
     """The folder of the architecture zoo (``architectures/`` in the repository)."""
-    return Path(str(resources.files("blockbuilder.zoo")))
+    return Path(str(resources.files("blockbuilder.architectures")))
 
 
 def zoo_names() -> list[str]:

@@ -9,3 +9,23 @@ Each module here is one ``blockbuilder`` sub-command and exposes:
 ``blockbuilder.cli`` adds the shared options (``--set``, ``--debug``) and turns a ``SpecError`` into
 ``FILE:LINE:COL: PATH: message`` with exit code 1.
 """
+
+from types import ModuleType
+
+
+def all_commands() -> list[ModuleType]:
+    """The command modules, in the order ``--help`` lists them."""
+    found = []
+    try:
+        from blockbuilder.commands import train
+
+        found.append(train)
+    except ImportError:  # TEMP while the module is being written
+        pass
+    try:
+        from blockbuilder.commands import export, predict
+
+        found += [export, predict]
+    except ImportError:  # TEMP while the module is being written
+        pass
+    return found

@@ -1,0 +1,35 @@
+"""Writing files so that an interrupted or failed write never leaves half a file behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from blockbuilder.errors import UsageError
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[str]:
+    """Yield a temporary path beside ``target``; rename it into place only when the block succeeds.
+
+    Raises:
+        UsageError: when the folder cannot be written (no permission, disk full ...).
+    """
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folder = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    temporary = Path(folder) / target.name
+    try:
+        yield str(temporary)
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
