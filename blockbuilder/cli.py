@@ -15,11 +15,23 @@ from typing import Any, Callable, Sequence
 from blockbuilder.errors import SpecError, UsageError
 
 EXIT_OK, EXIT_BAD_FILE, EXIT_USAGE = 0, 1, 2
+FAST_COMMANDS = ("validate", "resolve", "zoo", "schema")
 
 
-def _quiet_tensorflow() -> None:
+def import_keras_quietly() -> None:
+    """Import Keras (and TensorFlow) with the C++ start-up chatter on stderr silenced."""
+    if "keras" in sys.modules:
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -166,8 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``blockbuilder`` script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _quiet_tensorflow()
     try:
+        if args.command not in FAST_COMMANDS and not args.debug:
+            import_keras_quietly()
         if args.takes_arch:
             import blockbuilder
 

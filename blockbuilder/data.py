@@ -363,6 +363,7 @@ def train_batches(
     input_shape: Sequence[int] = (),
     shuffle_buffer: int = 10000,
     drop_remainder: bool = False,
+    shard: tuple[int, int] = (1, 0),
 ) -> tf.data.Dataset:
     """One epoch of shuffled, batched, augmented training data, a pure function of ``(seed, epoch)``.
 
@@ -375,12 +376,17 @@ def train_batches(
         input_shape: The model's input shape (needed by ``random_crop``).
         shuffle_buffer: Shuffle buffer size in examples.
         drop_remainder: Drop the last partial batch (needed when batches are split over devices).
+        shard: ``(process count, process index)``: every process shuffles alike, then keeps its
+            share, so that the processes' batches together make one global batch.
     """
     ds = dataset.shuffle(shuffle_buffer, seed=seed * 1000 + epoch, reshuffle_each_iteration=False)
+    if shard[0] > 1:
+        ds = ds.shard(*shard)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if augmentation:
         layers = augmentation_layers(augmentation, input_shape)
-        ds = ds.enumerate().map(_augmenter(layers, seed, epoch), num_parallel_calls=AUTOTUNE)
+        augment = _augmenter(layers, seed * shard[0] + shard[1], epoch)
+        ds = ds.enumerate().map(augment, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
 
 

@@ -31,6 +31,11 @@ class Map(dict):
         super().__init__(*args, **kwargs)
         self.loc = loc
         self.locs: dict[Any, Location | None] = {}
+        self.key_locs: dict[Any, Location | None] = {}
+
+    def key_loc(self, key: Any) -> Location | None:
+        """Location of ``key`` itself (falls back to its value's)."""
+        return self.key_locs.get(key) or self.loc_of(key)
 
     def loc_of(self, key: Any) -> Location | None:
         """Location of the value under ``key`` (falls back to the mapping's own)."""
@@ -143,4 +148,5 @@ class _Converter:
                 raise SpecError(f"duplicate key {key!r}", self.location(key_node))
             result[key] = self.convert(value_node, depth + 1)
             result.locs[key] = self.location(value_node)
+            result.key_locs[key] = self.location(key_node)
         return result

@@ -21,7 +21,7 @@ from blockbuilder.registry import Block, Node, Shape, block_names, get_block
 
 MAX_BLOCKS = 20_000
 MAX_CALL_DEPTH = 32
-MAX_PARAMS = 4_000_000_000
+MAX_PARAMS = 1_000_000_000
 PARAM_TYPES = {"int": int, "float": (int, float), "number": (int, float), "bool": bool,
                "str": str, "list": list, "any": object}
 
@@ -85,7 +85,7 @@ class UserBlock:
         for key in args:
             if key not in self.params:
                 raise SpecError(f"block '{self.name}' has no parameter '{key}'"
-                                f"{did_you_mean(key, self.params)}", args.loc_of(key), f"{path}.{key}")
+                                f"{did_you_mean(key, self.params)}", args.key_loc(key), f"{path}.{key}")
         for name, (kind, required, default) in self.params.items():
             if name not in args:
                 if required:
@@ -228,7 +228,7 @@ class Expander:
             return Map(loc=where)
         if isinstance(value, Map):
             args = Map(value, loc=value.loc)
-            args.locs = dict(value.locs)
+            args.locs, args.key_locs = dict(value.locs), dict(value.key_locs)
             return args
         block = get_block(block_type)
         key = None
@@ -347,6 +347,7 @@ class Expander:
     def _with_defaults(self, block_type: str, args: Map) -> Map:
         merged = Map({**self._defaults_for(block_type), **args}, loc=args.loc)
         merged.locs = {**{k: loc_of(self.defaults.get(block_type), k) for k in merged}, **args.locs}
+        merged.key_locs = dict(args.key_locs)
         return merged
 
     def _defaults_for(self, block_type: str) -> dict[str, Any]:
@@ -434,10 +435,13 @@ class Expander:
 def spec_error_from_pydantic(exc: ValidationError, raw: Map, where: Location | None, doc_path: str,
                              spec_class: Any) -> SpecError:
     """The first pydantic error as a ``SpecError`` at the offending key, in plain words."""
-    error = exc.errors()[0]
+    errors = exc.errors()
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     key = error["loc"][0] if error["loc"] else None
     path = doc_path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
     place = loc_of(raw, key) if key is not None else where
+    if error["type"] == "extra_forbidden" and isinstance(raw, Map):
+        place = raw.key_loc(key)
     return SpecError(_plain_message(error, spec_class), place or where, path)
 
 

@@ -274,7 +274,8 @@ def preprocessing_for(spec: dict[str, Any]) -> dict[str, Any]:
     channels = shape[-1] if len(shape) == 4 else None
     return {
         "source": "8-bit image",
-        "resize": "bilinear",
+        "resize": "bilinear, antialiased (as tf.image.resize(..., antialias=True) in training)",
+        "channel_conversion": "grey to RGB by repetition; RGB to grey by ITU-R 601 luma; alpha dropped",
         "height": shape[1] if len(shape) == 4 else None,
         "width": shape[2] if len(shape) == 4 else None,
         "channels": channels,
@@ -452,7 +453,7 @@ _KERAS_RUNNER = """
 import sys, numpy as np, keras
 path, inputs, outputs, name = sys.argv[1:5]
 try:
-    import blockbuilder.compile  # registers blockbuilder's custom layers, if any
+    import blockbuilder.layers  # registers blockbuilder's custom layers
 except ModuleNotFoundError:
     pass
 model = keras.saving.load_model(path, compile=False)
@@ -526,10 +527,16 @@ def run_in_fresh_process(fmt: str, artifact: Path, x: np.ndarray, input_name: st
         isolated = ["-I"] if fmt != "keras" else []
         command = [sys.executable, *isolated, "-c", _RUNNERS[fmt], str(artifact.resolve()), str(inputs), str(outputs), input_name]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+        if fmt == "keras":  # a .keras file needs blockbuilder's custom layers to load
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [_package_root(), env.get("PYTHONPATH")]))
         done = subprocess.run(command, capture_output=True, text=True, cwd=tmp, env=env, check=False)
         if done.returncode != 0:
             raise ExportError(f"parity check failed: the export did not load in a fresh process ({_last_line(done.stderr)})")
         return np.load(outputs)
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parent.parent)
 
 
 def _last_line(text: str) -> str:

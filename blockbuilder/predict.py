@@ -240,11 +240,13 @@ def load_image(path: str | Path, preprocessing: dict[str, Any]) -> np.ndarray:
         raise ExportError(f"{path}: cannot read image ({_first_line(exc)})") from exc
     if pixels.ndim == 2:
         pixels = pixels[..., None]
-    return pixels * np.float32(preprocessing.get("scale", 1 / 255)) + np.float32(preprocessing.get("offset", 0.0))
+    scaled = pixels * np.float32(preprocessing.get("scale", 1 / 255)) + np.float32(preprocessing.get("offset", 0.0))
+    low, high = preprocessing.get("range", [0.0, 1.0])
+    return np.clip(scaled, low, high)
 
 
 def _pil_mode(channels: int | None) -> str:
-    return {1: "L", 3: "RGB", 4: "RGBA"}.get(channels or 3, "RGB")
+    return "L" if channels == 1 else "RGB"
 
 
 # --------------------------------------------------------------------------- results

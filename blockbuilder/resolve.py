@@ -88,7 +88,7 @@ def merge(base: Any, override: Any) -> Any:
     if not (isinstance(base, Map) and isinstance(override, Map)):
         return override
     result = Map(base, loc=override.loc or base.loc)
-    result.locs = dict(base.locs)
+    result.locs, result.key_locs = dict(base.locs), {**base.key_locs, **override.key_locs}
     for key, value in override.items():
         result[key] = merge(base[key], value) if key in base else value
         result.locs[key] = override.loc_of(key)
@@ -167,7 +167,7 @@ def check_top_level(document: Map) -> None:
     for key in document:
         if key not in TOP_LEVEL_KEYS:
             raise SpecError(f"unknown key '{key}'{did_you_mean(key, TOP_LEVEL_KEYS)}",
-                            document.loc_of(key), str(key))
+                            document.key_loc(key), str(key))
     for key in ("input", "network"):
         if key not in document:
             raise SpecError(f"missing required key '{key}'", document.loc, "")

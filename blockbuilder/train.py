@@ -18,6 +18,7 @@ Run directory::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -26,9 +27,10 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from blockbuilder.train_spec import TrainSpec
 
@@ -79,13 +81,22 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
     except OSError as error:
         raise TrainError(f"cannot write {path}: {error.strerror or error}") from None
     try:
-        write(temporary)
+        with _upstream_warnings_ignored():
+            write(temporary)
         os.replace(temporary, path)
     except OSError as error:
         raise TrainError(f"cannot write {path}: {error.strerror or error}") from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+@contextlib.contextmanager
+def _upstream_warnings_ignored() -> Iterator[None]:
+    """Silence NumPy 2's ``__array__ ... copy keyword`` warning that TF variables raise on save."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"__array__ implementation", category=DeprecationWarning)
+        yield
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -391,6 +402,28 @@ def plot_curves(path: Path, history: list[dict[str, float]]) -> None:
     _atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
 
 
+def write_tensorboard(log_dir: Path, row: dict[str, float]) -> None:
+    """Append one epoch's scalars to TensorBoard event files (``train/`` and ``validation/``).
+
+    Uses ``tf.summary.write`` with the scalars plugin's metadata, so TensorBoard reads the logs
+    while the ``tensorboard`` package itself is not needed to write them.
+    """
+    import tensorflow as tf
+
+    metadata = tf.compat.v1.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "scalars"
+    step = int(row["epoch"])
+    for folder, prefix in (("train", ""), ("validation", "val_")):
+        values = {key[len(prefix):]: value for key, value in row.items()
+                  if key.startswith(prefix) and key != "epoch" and (prefix or not key.startswith("val_"))}
+        writer = tf.summary.create_file_writer(str(log_dir / folder))
+        with writer.as_default():
+            for key, value in values.items():
+                tf.summary.write(f"epoch_{key}", tf.constant(float(value)), step=step,
+                                 metadata=metadata)
+        writer.close()
+
+
 def _save_model(model: Any, path: Path) -> None:
     _atomic_write(path, lambda temporary: model.save(temporary))
 
@@ -448,7 +481,8 @@ class _NanGuard:
 def _restore(model: Any, run_dir: Path) -> None:
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    model.load_weights(str(run_dir / CHECKPOINT_DIR / LAST_WEIGHTS))
+    with _upstream_warnings_ignored():
+        model.load_weights(str(run_dir / CHECKPOINT_DIR / LAST_WEIGHTS))
 
 
 def _epoch_logs(history: Any, epoch: int, seconds: float, examples: int) -> dict[str, float]:
@@ -476,7 +510,7 @@ def train(architecture: Any, spec_overrides: dict[str, Any] | None = None,
     options = options or TrainOptions()
     spec = _resolved_spec(architecture, spec_overrides or {})
     run_dir = Path(options.output or Path("runs") / architecture.name)
-    from blockbuilder.progress import Reporter
+    from blockbuilder.train_progress import Reporter
 
     placement = _place(options.device, options)
     leader = placement.process_index == 0
@@ -524,14 +558,19 @@ class _Trainer:
         self.local_batch = self.spec.batch_size // count
         if self.local_batch * count != self.spec.batch_size:
             raise TrainError(f"batch size {self.spec.batch_size} is not divisible by {count} processes")
-        train_size = self.splits.sizes["train"]
-        if count > 1:
-            train_size = train_size // self.spec.batch_size * self.spec.batch_size
-        self.steps_per_epoch = max(1, math.ceil(train_size / self.spec.batch_size))
+        self.steps_per_epoch = self._steps_per_epoch(self.splits.sizes["train"], count)
         with _scope(self.placement):
             self.model = build_compiled_model(arch, self.spec, self.steps_per_epoch)
             if self.resumed and self.state.epochs_completed:
                 _restore(self.model, self.run_dir)
+
+    def _steps_per_epoch(self, size: int, count: int) -> int:
+        replicas = getattr(self.placement.strategy, "num_replicas_in_sync", 1)
+        if count > 1:
+            return max(1, size // count // self.local_batch)
+        if replicas > 1:
+            return max(1, size // self.spec.batch_size)
+        return max(1, math.ceil(size / self.spec.batch_size))
 
     def _shard(self, dataset: Any, size: int) -> Any:
         count, index = self.placement.process_count, self.placement.process_index
@@ -542,25 +581,16 @@ class _Trainer:
     def _train_data(self, epoch: int) -> Any:
         from blockbuilder.data import train_batches
 
-        distributed = self.placement.process_count > 1 or self.placement.strategy is not None and \
-            getattr(self.placement.strategy, "num_replicas_in_sync", 1) > 1
-        data = self._shard(self.splits.train, self.splits.sizes["train"])
-        if self.placement.process_count > 1:  # shard after a shared shuffle
-            from blockbuilder.data import AUTOTUNE
-
-            shuffled = self.splits.train.shuffle(
-                self.spec.shuffle_buffer, seed=self.spec.seed * 1000 + epoch,
-                reshuffle_each_iteration=False)
-            data = self._shard(shuffled, self.splits.sizes["train"])
-            batches = train_batches(data, self.local_batch, seed=self.spec.seed, epoch=epoch,
-                                    augmentation=self.spec.augmentation,
-                                    input_shape=self.architecture.input_shape, shuffle_buffer=1,
-                                    drop_remainder=True)
-            return batches.prefetch(AUTOTUNE)
-        return train_batches(data, self.local_batch, seed=self.spec.seed, epoch=epoch,
-                             augmentation=self.spec.augmentation,
-                             input_shape=self.architecture.input_shape,
-                             shuffle_buffer=self.spec.shuffle_buffer, drop_remainder=distributed)
+        count, index = self.placement.process_count, self.placement.process_index
+        replicas = getattr(self.placement.strategy, "num_replicas_in_sync", 1)
+        size = self.splits.sizes["train"]
+        data = self.splits.train.take(size - size % count) if count > 1 else self.splits.train
+        return train_batches(
+            data, self.local_batch, seed=self.spec.seed, epoch=epoch,
+            augmentation=self.spec.augmentation, input_shape=self.architecture.input_shape,
+            shuffle_buffer=self.spec.shuffle_buffer, drop_remainder=count > 1 or replicas > 1,
+            shard=(count, index),
+        )
 
     def _eval_data(self, name: str) -> Any:
         from blockbuilder.data import eval_batches
@@ -574,9 +604,6 @@ class _Trainer:
         callbacks = [self.nan_guard, self.reporter.callback(epoch, self.spec.epochs,
                                                             self.steps_per_epoch,
                                                             self.spec.batch_size)]
-        if self.leader:
-            callbacks.append(keras.callbacks.TensorBoard(
-                log_dir=str(self.run_dir / "logs"), write_graph=False, profile_batch=0))
         return callbacks
 
     # ---- per epoch
@@ -586,7 +613,7 @@ class _Trainer:
         history = self.model.fit(
             self._train_data(epoch), epochs=epoch + 1, initial_epoch=epoch,
             steps_per_epoch=self.steps_per_epoch, validation_data=self.validation,
-            callbacks=self._callbacks(epoch), verbose=0,
+            callbacks=self._callbacks(epoch), verbose=0, shuffle=False,
         )
         seconds = time.perf_counter() - started
         examples = self.steps_per_epoch * self.spec.batch_size
@@ -621,6 +648,7 @@ class _Trainer:
             _save_weights(self.model, self.checkpoints / LAST_WEIGHTS)
             _write_text(self.checkpoints / STATE_FILE, _json(state.__dict__))
             write_history_csv(self.run_dir / "history.csv", state.history)
+            write_tensorboard(self.run_dir / "logs", row)
         return stop is not None and state.stalled_epochs >= stop.patience
 
     # ---- whole run
@@ -658,7 +686,8 @@ class _Trainer:
     def _test(self) -> dict[str, float]:
         best = self.checkpoints / BEST_WEIGHTS
         if best.exists():
-            self.model.load_weights(str(best))
+            with _upstream_warnings_ignored():
+                self.model.load_weights(str(best))
         results = self.model.evaluate(self._eval_data("test"), verbose=0, return_dict=True)
         return {key: float(value) for key, value in results.items()}
 

@@ -7,6 +7,7 @@ import sys
 
 HELP = "export a trained model (SavedModel, .keras, ONNX, LiteRT) with its metadata"
 FORMATS = ("savedmodel", "keras", "onnx", "litert")
+TAKES_ARCH = False  # takes a trained model, not an architecture file
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
             tolerance=args.tolerance,
         )
     except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if getattr(args, "debug", False):
+            raise
+        print(f"blockbuilder export: error: {exc}", file=sys.stderr)
         return 1
     print(f"exported {args.format} to {result.path}")
     if result.max_abs_diff is not None:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 HELP = "classify images with an exported model, a .keras file or a run directory"
+TAKES_ARCH = False  # takes a trained model, not an architecture file
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +26,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         predictions = predict(args.model, args.images, top=args.top)
     except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if getattr(args, "debug", False):
+            raise
+        print(f"blockbuilder predict: error: {exc}", file=sys.stderr)
         return 1
     print_predictions(predictions)
     return 0

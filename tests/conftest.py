@@ -1,0 +1,51 @@
+"""Shared helpers: write an architecture file, run the CLI in-process or as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def write(tmp_path: Path):
+    """``write(text, name="arch.yaml")`` -> path of a file holding the dedented text."""
+
+    def _write(text: str, name: str = "arch.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``blockbuilder ARGS`` in this process; returns (exit code, stdout, stderr)."""
+    from blockbuilder.cli import main
+
+    def _run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _run
+
+
+def run_process(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
+                cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m blockbuilder ARGS`` (or ``python -c`` when args[0] == "-c") as a real process."""
+    command = [sys.executable, *args] if args and args[0] == "-c" else [sys.executable, "-m", "blockbuilder", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, cwd=cwd)
