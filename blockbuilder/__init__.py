@@ -32,6 +32,7 @@ __all__ = [
     "__version__",
     "build",
     "load",
+    "load_model",
     "loads",
     "register_block",
     "summarize",
@@ -44,6 +45,18 @@ def build(architecture: Architecture) -> keras.Model:
 
     return build_model(architecture.root, architecture.name, architecture.input_shape,
                        architecture.input_name)
+
+
+def load_model(path: str, **kwargs: Any) -> keras.Model:
+    """Load a saved ``.keras`` model; blockbuilder's own layers are registered first.
+
+    ``keras.saving.load_model`` works as well once ``blockbuilder.layers`` has been imported.
+    """
+    import keras
+
+    from blockbuilder import layers  # noqa: F401  (registers the custom layers)
+
+    return keras.saving.load_model(path, **kwargs)
 
 
 def summarize(architecture: Architecture, model: Any = None) -> Summary:

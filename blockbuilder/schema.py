@@ -64,7 +64,7 @@ def json_schema() -> dict[str, Any]:
         "title": "blockbuilder architecture",
         "type": "object",
         "properties": properties,
-        "required": ["input", "network"],
+        "anyOf": [{"required": ["input", "network"]}, {"required": ["extends"]}],
         "additionalProperties": False,
         "$defs": defs,
     }
