@@ -11,14 +11,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from blockbuilder.architecture import Architecture, load, loads
 from blockbuilder.errors import SpecError, UsageError
-from blockbuilder.registry import Block, BlockSpec, Node, register_block
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
+    from blockbuilder.architecture import Architecture, load, loads
+    from blockbuilder.registry import Block, BlockSpec, Node, register_block
     from blockbuilder.summary import Summary
+
+# Imported on first use, so that ``blockbuilder --help`` does not pay for pydantic and the registry.
+_LAZY = {
+    "Architecture": "architecture", "load": "architecture", "loads": "architecture",
+    "Block": "registry", "BlockSpec": "registry", "Node": "registry", "register_block": "registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from blockbuilder import architecture, registry
+
+        return getattr({"architecture": architecture, "registry": registry}[_LAZY[name]], name)
+    raise AttributeError(f"module 'blockbuilder' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 
