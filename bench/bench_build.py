@@ -42,7 +42,7 @@ def main() -> None:
         ours, theirs = [], []
         for _ in range(args.repeats):
             theirs.append(timed(PAIRS[name]))
-            ours.append(timed(lambda: blockbuilder.build(blockbuilder.load(name))))
+            ours.append(timed(lambda name=name: blockbuilder.build(blockbuilder.load(name))))
         a, b = statistics.median(ours), statistics.median(theirs)
         print(f"{name}: blockbuilder {a:.2f} s, keras.applications {b:.2f} s, ratio {a / b:.2f} "
               f"(target <= 1.20, median of {args.repeats})")

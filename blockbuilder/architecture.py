@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -82,7 +83,8 @@ def load(path_or_name: str | Path, overrides: Iterable[str] = ()) -> Architectur
 
 def loads(text: str, overrides: Iterable[str] = (), filename: str = "<string>") -> Architecture:
     """Like :func:`load`, for YAML text (``extends`` is resolved relative to the working directory)."""
-    from blockbuilder.resolve import apply_override, merge, read_document as read
+    from blockbuilder.resolve import apply_override, merge
+    from blockbuilder.resolve import read_document as read
 
     document = load_text(text, filename)
     if not isinstance(document, Map):

@@ -140,7 +140,8 @@ class Residual(Block):
         # The shortcut is built first, so weights come in the order keras.applications uses.
         shortcut = ctx.build_all(node.children.get("shortcut", []), source)
         body = ctx.build_all(node.children.get("body", []), x)
-        merged = ctx.merge(node.spec.merge, [body, shortcut], f"{node.path}.{node.spec.merge}")
+        # Shortcut first: DenseNet concatenates [x, new features] (keras.applications channel order).
+        merged = ctx.merge(node.spec.merge, [shortcut, body], f"{node.path}.{node.spec.merge}")
         return ctx.build_all(node.children.get("after", []), merged)
 
 

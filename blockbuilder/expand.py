@@ -9,8 +9,9 @@ were written, before TensorFlow is imported.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -288,7 +289,8 @@ class Expander:
         user = self.user_blocks[name]
         values = self.substitute(self._with_defaults(name, args), where, f"{doc_path}.{name}")
         params = user.bind(values, where, f"{doc_path}.{name}")
-        saved, self.scope = self.scope, {**self.globals, **params}
+        # A block body may read its input shape, e.g. a transition `filters: ${floor(theta * in_channels)}`.
+        saved, self.scope = self.scope, {**self.globals, "in_channels": shape[-1], **params}
         self.calls.append(name)
         try:
             node = self._user_body(user, path, shape)

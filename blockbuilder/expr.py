@@ -10,7 +10,8 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 MAX_LENGTH = 500
 MAX_MAGNITUDE = 10**15

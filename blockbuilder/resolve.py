@@ -7,9 +7,10 @@ included) is replaced whole.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from blockbuilder.document import Map, Seq, load_file, load_text, loc_of
 from blockbuilder.errors import Location, SpecError, UsageError, did_you_mean

@@ -154,3 +154,16 @@ def test_public_api_is_small_and_explicit():
         "load", "load_model", "loads", "register_block", "summarize"]
     for name in blockbuilder.__all__:
         assert hasattr(blockbuilder, name)
+
+
+def test_readme_documents_every_block_type_and_key():
+    from blockbuilder.registry import block_names, get_block
+
+    readme = (REPO / "README.md").read_text()
+    zoo_doc = (REPO / "docs" / "zoo.md").read_text() if (REPO / "docs" / "zoo.md").exists() else ""
+    for name in block_names():
+        text = readme if f"**`{name}`**" in readme else zoo_doc
+        assert f"`{name}`" in text, f"block type {name} is not documented"
+        block = get_block(name)
+        for key in [*block.Spec.model_fields, *block.block_fields]:
+            assert f"`{key}`" in text or f"{key}" in text, f"{name}.{key} is not documented"
