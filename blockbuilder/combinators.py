@@ -48,6 +48,9 @@ class Sequence(Block):
     def infer(self, node, shape, ex):
         return ex.expand_field(node, "body", shape)
 
+    def receptive_field(self, node, field, chain):
+        return chain(node.children.get("body", []), field)
+
     def build(self, node, x, ctx):
         return ctx.build_all(node.children.get("body", []), x)
 
@@ -72,6 +75,9 @@ class Repeat(Block):
             shape = ex.expand_field(node, "body", shape, bindings={spec.index: index},
                                     counters=counters, group=None if single else f"unit{index + 1}")
         return shape
+
+    def receptive_field(self, node, field, chain):
+        return chain(node.children.get("body", []), field)
 
     def build(self, node, x, ctx):
         return ctx.build_all(node.children.get("body", []), x)
@@ -133,6 +139,13 @@ class Residual(Block):
                 max(depth_of(node.children.get("body", [])), depth_of(shortcut)) +
                 depth_of(node.children.get("after", [])))
 
+    def receptive_field(self, node, field, chain):
+        pre = chain(node.children.get("pre", []), field)
+        source = pre if node.spec.shortcut_from == "pre" else field
+        merged = widest(chain(node.children.get("body", []), pre),
+                        chain(node.children.get("shortcut", []), source))
+        return chain(node.children.get("after", []), merged)
+
     def build(self, node, x, ctx):
         inputs = x
         x = ctx.build_all(node.children.get("pre", []), inputs)
@@ -164,9 +177,19 @@ class Branch(Block):
     def depth(self, node, depth_of):
         return max((depth_of([path]) for path in node.children.get("paths", [])), default=0)
 
+    def receptive_field(self, node, field, chain):
+        return widest(*(chain([path], field) for path in node.children.get("paths", [])))
+
     def build(self, node, x, ctx):
         outputs = [ctx.build_all([path], x) for path in node.children.get("paths", [])]
         return ctx.merge(node.spec.merge, outputs, f"{node.path}.{node.spec.merge}")
+
+
+def widest(*fields):
+    """The larger receptive field of parallel paths (undefined if any path's is)."""
+    if any(f is None for f in fields) or not fields:
+        return None
+    return max(f[0] for f in fields), max(f[1] for f in fields)
 
 
 def _shortcut_kind(value: str, node: Node) -> str:

@@ -144,6 +144,19 @@ def spatial_output(node: Node, shape: Shape, kernel: Any, stride: Any, padding: 
     return out
 
 
+def window_field(field: Any, kernel: Any, stride: Any, dilation: Any = 1) -> Any:
+    """Receptive field ``(size, jump)`` after a sliding window (the larger of height and width)."""
+    if field is None:
+        return None
+    size, jump = field
+    span = max(d * (k - 1) for k, d in zip(pair(kernel), pair(dilation)))
+    return size + span * jump, jump * max(pair(stride))
+
+
+def _undefined_field(self, node, field, chain):
+    return None
+
+
 def norm_spec(norm: Any) -> BatchNormSpec | None:
     """The batch-norm settings a conv asks for, or ``None``."""
     if norm == "none":
@@ -183,6 +196,9 @@ class Conv(Block):
         weights = kh * kw * in_channels // spec.groups * spec.filters + spec.filters * spec.use_bias
         norm_channels = spec.filters if spec.order == "post" else in_channels
         return weights + norm_params(norm_spec(spec.norm), norm_channels)
+
+    def receptive_field(self, node, field, chain):
+        return window_field(field, node.spec.kernel, node.spec.stride, node.spec.dilation)
 
     def macs(self, node):
         spec = node.spec
@@ -230,6 +246,9 @@ class DepthwiseConv(Block):
         kh, kw = pair(node.spec.kernel)
         return math.prod(node.output_shape) * kh * kw
 
+    def receptive_field(self, node, field, chain):
+        return window_field(field, node.spec.kernel, node.spec.stride, node.spec.dilation)
+
     def build(self, node, x, ctx):
         spec = node.spec
         if spec.order == "pre":
@@ -259,6 +278,9 @@ class _Pool(Block):
         h, w = spatial_output(node, shape, spec.size, stride, spec.padding)
         return (h, w, shape[2])
 
+    def receptive_field(self, node, field, chain):
+        return window_field(field, node.spec.size, node.spec.stride or node.spec.size)
+
     def build(self, node, x, ctx):
         spec = node.spec
         layer = getattr(ctx.layers, self.keras_class)
@@ -283,6 +305,7 @@ class AvgPool(_Pool):
 class _GlobalPool(Block):
     Spec = GlobalPoolSpec
     keras_class = ""
+    receptive_field = _undefined_field
 
     def infer(self, node, shape, ex):
         if len(shape) != 3:
@@ -332,6 +355,7 @@ class Dense(Block):
     Spec = DenseSpec
     scalar_key = "units"
     counts_depth = True
+    receptive_field = _undefined_field
 
     def infer(self, node, shape, ex):
         return (*shape[:-1], node.spec.units)
@@ -392,6 +416,7 @@ class Flatten(Block):
     """``flatten``: everything but the batch axis in one vector."""
 
     Spec = EmptySpec
+    receptive_field = _undefined_field
 
     def infer(self, node, shape, ex):
         return (math.prod(shape),)

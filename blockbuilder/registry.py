@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from blockbuilder.expand import Expander
 
 Shape = tuple[int, ...]
+Field = tuple[int, int] | None
 
 
 class BlockSpec(BaseModel):
@@ -114,6 +115,14 @@ class Block:
         """Multiply-accumulates of this block itself (children excluded), computed from shapes."""
         return 0
 
+    def receptive_field(self, node: Node, field: Field, chain: Callable[[list[Node], Field], Field]) -> Field:
+        """``(size, jump)`` in input pixels after this block, given ``field`` before it.
+
+        ``None`` where the idea stops applying (after a global pool, a dense layer, or inside a
+        combinator that does not say). Blocks without children leave the field as it is.
+        """
+        return None if node.children else field
+
 
 _REGISTRY: dict[str, Block] = {}
 B = TypeVar("B", bound=type[Block])
@@ -155,4 +164,4 @@ def block_names() -> list[str]:
 
 
 def _load_builtins() -> None:
-    from blockbuilder import combinators, primitives  # noqa: F401  (registers on import)
+    from blockbuilder import blocks_extra, combinators, primitives  # noqa: F401  (registers on import)

@@ -25,11 +25,13 @@ class BlockSummary:
     params: int
     macs: int
     depth: int
+    receptive_field: int | None = None
     children: list[BlockSummary] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "output_shape": self.output_shape,
                 "params": self.params, "macs": self.macs, "depth": self.depth,
+                "receptive_field": self.receptive_field,
                 "children": [c.to_dict() for c in self.children]}
 
 
@@ -92,7 +94,8 @@ def summarize(architecture: Architecture, model: Any) -> Summary:
         own_macs[path] = own_macs.get(path, 0) + layer_macs(layer)
     trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
     total = model.count_params()
-    blocks = [_block(child, own_params, own_macs) for child in architecture.root.all_children()]
+    fields = receptive_fields(architecture.root)
+    blocks = [_block(child, own_params, own_macs, fields) for child in architecture.root.all_children()]
     return Summary(
         name=architecture.name,
         input_shape=list(architecture.input_shape),
@@ -123,8 +126,23 @@ def _index(root: Node) -> dict[str, Node]:
     return found
 
 
-def _block(node: Node, own_params: dict[str, int], own_macs: dict[str, int]) -> BlockSummary:
-    children = [_block(child, own_params, own_macs) for child in node.all_children()]
+def receptive_fields(root: Node) -> dict[str, int | None]:
+    """Receptive field (input pixels one output value sees) after every block; ``None`` where undefined."""
+    found: dict[str, int | None] = {}
+
+    def chain(nodes: list[Node], field: Any) -> Any:
+        for node in nodes:
+            field = get_block(node.type).receptive_field(node, field, chain)
+            found[node.path] = field[0] if field else None
+        return field
+
+    chain(root.children.get("body", []), (1, 1))
+    return found
+
+
+def _block(node: Node, own_params: dict[str, int], own_macs: dict[str, int],
+           fields: dict[str, int | None]) -> BlockSummary:
+    children = [_block(child, own_params, own_macs, fields) for child in node.all_children()]
     return BlockSummary(
         name=node.path,
         type=node.label if node.label == node.type else f"{node.label} ({node.type})",
@@ -132,6 +150,7 @@ def _block(node: Node, own_params: dict[str, int], own_macs: dict[str, int]) -> 
         params=own_params.get(node.path, 0) + sum(c.params for c in children),
         macs=own_macs.get(node.path, 0) + sum(c.macs for c in children),
         depth=block_depth(node),
+        receptive_field=fields.get(node.path),
         children=children,
     )
 
@@ -151,7 +170,7 @@ def render(summary: Summary, max_depth: int | None = None) -> Any:
 
     table = Table(title=f"{summary.name}: input {summary.input_shape}", title_justify="left")
     for column, justify in (("block", "left"), ("type", "left"), ("output", "left"),
-                            ("params", "right"), ("MACs", "right"), ("depth", "right")):
+                            ("params", "right"), ("MACs", "right"), ("depth", "right"), ("RF", "right")):
         table.add_column(column, justify=justify, no_wrap=True)
 
     def add(block: BlockSummary, prefix: str, last: bool, level: int) -> None:
@@ -159,7 +178,8 @@ def render(summary: Summary, max_depth: int | None = None) -> Any:
         folded = max_depth is not None and level + 1 >= max_depth and block.children
         name = block.name.rpartition(".")[2] + (f" (+{_count(block)} blocks)" if folded else "")
         table.add_row(prefix + branch + name, block.type, str(block.output_shape),
-                      f"{block.params:,}", human(block.macs), str(block.depth))
+                      f"{block.params:,}", human(block.macs), str(block.depth),
+                      "—" if block.receptive_field is None else str(block.receptive_field))
         if folded:
             return
         inner = prefix + ("" if level == 0 else ("   " if last else "│  "))

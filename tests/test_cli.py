@@ -64,7 +64,8 @@ def test_summary_json_lenet5(cli):
     assert data["macs"] == 28 * 28 * 6 * 25 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10
     first = data["blocks"][0]
     assert first == {"name": "conv1", "type": "conv", "output_shape": [28, 28, 6], "params": 156,
-                     "macs": 117600, "depth": 1, "children": []}
+                     "macs": 117600, "depth": 1, "receptive_field": 5, "children": []}
+    assert [b["receptive_field"] for b in data["blocks"]] == [5, 6, 14, 16, None, None, None, None]
     assert sum(b["params"] for b in data["blocks"]) == 61706
 
 
@@ -72,6 +73,7 @@ def test_summary_tree_folds_below_depth(cli):
     code, out, _ = cli("summary", "resnet50", "--depth", "1")
     assert code == 0
     assert "stage3 (+" in out and "bottleneck2" not in out
+    assert "│ 483 │" in out  # ResNet-50's receptive field after the last stage
     assert "25,636,712" in out and "25,583,592" in out and "53,120" in out
     code, out, _ = cli("summary", "resnet50", "--depth", "3")
     assert "bottleneck2" in out and "conv3" in out
