@@ -38,3 +38,7 @@ class ScaledTanh(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+# The layers of blockbuilder.blocks_extra (FractalNet drop-path, squeeze-and-excitation) register too.
+from blockbuilder import layers_extra  # noqa: E402,F401
