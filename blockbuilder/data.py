@@ -255,9 +255,14 @@ def _tfds(spec: str, shape: Sequence[int], classes: int, validation_split: float
             num_parallel_calls=AUTOTUNE,
         )
 
-    sizes = {key: int(info.splits[s].num_examples) for key, s in
-             (("train", train_split), ("validation", validation), ("test", test))}
-    return Splits(load(train_split), load(validation), load(test), names, sizes)
+    datasets = {"train": load(train_split), "validation": load(validation), "test": load(test)}
+    sizes = {key: _count(ds) for key, ds in datasets.items()}
+    return Splits(datasets["train"], datasets["validation"], datasets["test"], names, sizes)
+
+
+def _count(dataset: tf.data.Dataset) -> int:
+    known = int(dataset.cardinality())
+    return known if known >= 0 else int(dataset.reduce(0, lambda n, _: n + 1))
 
 
 def load_splits(

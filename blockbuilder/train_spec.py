@@ -10,7 +10,7 @@ import argparse
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
-from pydantic import model_validator
+from pydantic import model_serializer, model_validator
 
 __all__ = [
     "AugmentationSpec",
@@ -122,6 +122,10 @@ class AugmentationSpec(_Strict):
             raise ValueError(f"each augmentation step has exactly one of: {names}")
         return self
 
+    @model_serializer(mode="wrap")
+    def _dump_one_key(self, handler: Any) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if key == self.kind}
+
     @property
     def kind(self) -> str:
         """The step's name, e.g. ``"random_crop"``."""
@@ -146,7 +150,8 @@ class TrainSpec(_Strict):
 
     ``dataset`` is ``digits`` (embedded), ``tfds:NAME[:SPLIT]``, ``folder:PATH`` or ``npz:PATH``.
     ``validation_split`` is the fraction of the training data held out for validation when the data
-    set has no validation split of its own.
+    set has no validation split of its own. The default augmentation, a random translation by up
+    to 10 % of the image size, helps on every data set tried; ``augmentation: []`` turns it off.
     """
 
     dataset: str = "digits"
@@ -157,9 +162,12 @@ class TrainSpec(_Strict):
     loss: Literal["sparse_categorical_crossentropy"] = "sparse_categorical_crossentropy"
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     metrics: list[Literal["accuracy", "top5_accuracy"]] = Field(default_factory=lambda: ["accuracy"])
-    augmentation: list[AugmentationSpec] = Field(default_factory=list)
+    augmentation: list[AugmentationSpec] = Field(
+        default_factory=lambda: [AugmentationSpec(translation=FactorSpec(factor=0.1))]
+    )
     precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16", "bfloat16"] = "auto"
     seed: int = 0
+    deterministic: bool = False
     validation_split: float = Field(default=0.1, gt=0.0, lt=1.0)
     early_stopping: Optional[EarlyStoppingSpec] = None
     shuffle_buffer: PositiveInt = 10000

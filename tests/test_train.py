@@ -1,0 +1,160 @@
+"""``blockbuilder train``: what a user sees — exit codes, the run directory, metrics, messages."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+
+
+def train_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run ``python -W error -m blockbuilder train ARGS`` as a real process."""
+    command = [sys.executable, "-W", "error", "-m", "blockbuilder", "train", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def metrics_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, float]:
+    """The README's main-job command: ``blockbuilder train lenet5`` with every default."""
+    run_dir = tmp_path_factory.mktemp("lenet5")
+    started = time.perf_counter()
+    result = train_cli("lenet5", "--output", str(run_dir))
+    return result, run_dir, time.perf_counter() - started
+
+
+def test_default_lenet5_on_digits_reaches_97_percent_in_under_a_minute(default_run):
+    result, run_dir, seconds = default_run
+    assert result.returncode == 0, result.stderr
+    metrics = metrics_of(run_dir)
+    assert metrics["test"]["accuracy"] >= 0.97
+    assert metrics["epochs_completed"] == 20 and metrics["stopped"] == "completed"
+    assert metrics["parameters"] == 61706
+    assert seconds < 60
+
+
+def test_run_directory_holds_every_output(default_run):
+    result, run_dir, _ = default_run
+    for name in ("model.keras", "history.csv", "metrics.json", "curves.png", "resolved.yaml",
+                 "checkpoint/last.weights.h5", "checkpoint/state.json"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with (run_dir / "history.csv").open() as history:
+        rows = list(csv.DictReader(history))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 21))
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "images_per_second"} <= set(rows[0])
+    assert "name: lenet5" in (run_dir / "resolved.yaml").read_text()
+    assert list((run_dir / "logs" / "train").glob("events.out.tfevents.*"))
+    assert not [p for p in run_dir.rglob(".*") if p.is_file()], "temporary files left behind"
+
+
+def test_plain_progress_lines_and_final_table_when_not_a_terminal(default_run):
+    result, run_dir, _ = default_run
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("training lenet5 on digits (1293 train, 144 validation, 360 test")
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert len(epoch_lines) == 20 and "img/s" in epoch_lines[0] and "val_accuracy" in epoch_lines[0]
+    assert "test metrics (360 images)" in result.stdout and "accuracy" in result.stdout
+    assert f"run directory: {run_dir}" in result.stdout
+    assert "\x1b[" not in result.stdout  # no terminal escapes in a pipe
+
+
+def test_best_model_reloads_and_scores_the_reported_test_accuracy(default_run):
+    _, run_dir, _ = default_run
+    code = f"""
+import json, keras, numpy as np
+from blockbuilder.data import load_splits, eval_batches
+model = keras.models.load_model({str(run_dir / 'model.keras')!r})
+test = load_splits('digits', (32, 32, 1), 10).test
+print(json.dumps(model.evaluate(eval_batches(test, 64), verbose=0, return_dict=True)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
+                         check=True, timeout=120).stdout
+    reloaded = json.loads(out.strip().splitlines()[-1])
+    assert reloaded["accuracy"] == pytest.approx(metrics_of(run_dir)["test"]["accuracy"], abs=1e-6)
+
+
+FAST = ["--set", "train.augmentation=[]", "--set", "train.batch_size=8"]
+
+
+def test_kill_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path):
+    reference = train_cli("lenet5", "--epochs", "4", "--output", str(tmp_path / "ref"), *FAST,
+                          "--set", "train.augmentation=[flip]")
+    assert reference.returncode == 0, reference.stderr
+    run_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", "blockbuilder", "train", "lenet5", "--epochs", "4",
+               "--output", str(run_dir), *FAST, "--set", "train.augmentation=[flip]"]
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    state = run_dir / "checkpoint" / "state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if state.exists() and json.loads(state.read_text() or "{}").get("epochs_completed") == 2:
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert json.loads(state.read_text())["epochs_completed"] == 2
+    assert not (run_dir / "metrics.json").exists()
+    resumed = train_cli("lenet5", "--epochs", "4", "--output", str(run_dir), "--resume", *FAST,
+                        "--set", "train.augmentation=[flip]")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 2" in resumed.stdout
+    assert [line.split()[1] for line in resumed.stdout.splitlines() if line.startswith("epoch ")] \
+        == ["3/4", "4/4"]
+    expected, got = metrics_of(tmp_path / "ref"), metrics_of(run_dir)
+    assert got["epochs_completed"] == 4
+    for key in ("loss", "accuracy"):
+        assert got["test"][key] == pytest.approx(expected["test"][key], abs=1e-5)
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_model(tmp_path):
+    result = train_cli(
+        "lenet5", "--epochs", "3", "--output", str(tmp_path), *FAST,
+        "--set", "train.optimizer={name: sgd, learning_rate: 0.01}",
+        "--set", "train.schedule={type: piecewise, boundaries: [1], factors: [1.0e+12]}",
+    )
+    assert result.returncode == 1
+    assert "the loss became NaN in epoch 2" in result.stdout
+    assert "kept the model of epoch 1" in result.stdout
+    metrics = metrics_of(tmp_path)
+    assert metrics["stopped"] == "nan" and metrics["epochs_completed"] == 1
+    assert metrics["test"]["accuracy"] > 0.5  # the epoch-1 model, not the NaN one
+    assert (tmp_path / "model.keras").is_file()
+
+
+def test_unwritable_output_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = train_cli("lenet5", "--epochs", "1", "--output", str(blocker / "run"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot create run directory {blocker / 'run'}: Not a directory"]
+
+
+def test_bad_train_section_points_at_the_key(tmp_path):
+    result = train_cli("lenet5", "--set", "train.optimizer.lr=0.1")
+    assert result.returncode == 1
+    assert "train.optimizer" in result.stderr and "lr" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_the_training_flags():
+    out = subprocess.run([sys.executable, "-m", "blockbuilder", "train", "--help"], env=ENV,
+                         capture_output=True, text=True, check=True).stdout
+    for flag in ("--epochs", "--batch-size", "--output", "--device", "--seed", "--resume",
+                 "--precision", "--export", "--coordinator", "--num-processes", "--process-id"):
+        assert flag in out
