@@ -22,10 +22,10 @@ from typing import Any
 from pydantic import Field, PositiveInt
 
 from blockbuilder.combinators import merge_shapes
-from blockbuilder.registry import Block, BlockSpec, Node, register_block
+from blockbuilder.registry import Block, BlockSpec, register_block
 
 MAX_COLUMNS = 8
-_SAMPLERS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+_SAMPLERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 class FractalSpec(BlockSpec):
@@ -69,6 +69,14 @@ class Fractal(Block):
     def depth(self, node, depth_of):
         units = node.children.get("body", [])
         return (1 << (node.spec.columns - 1)) * depth_of(units[:1])
+
+    def receptive_field(self, node, field, chain):
+        # The deepest column (the first unit of every row) sees the widest field.
+        units, deepest = node.children.get("body", []), []
+        for active in fractal_rows(node.spec.columns):
+            deepest.append(units[0])
+            units = units[len(active):]
+        return chain(deepest, field)
 
     def build(self, node, x, ctx):
         from blockbuilder.layers_extra import DropPathSampler, FractalJoin
