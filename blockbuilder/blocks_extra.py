@@ -1,4 +1,4 @@
-"""Blocks the core combinators cannot express: FractalNet's ``fractal`` and squeeze-and-excitation.
+"""A block the core combinators cannot express: FractalNet's ``fractal``.
 
 ``fractal`` is a combinator: its ``body`` is the unit f1 (for FractalNet conv3x3 -> dropout -> BN ->
 ReLU), expanded into the fractal of ``columns`` columns,
@@ -99,39 +99,3 @@ class Fractal(Block):
                 for col in active:
                     tensors[col] = joined
         return tensors[0]
-
-
-class SqueezeExciteSpec(BlockSpec):
-    """``se: {ratio: 16}``: squeeze-and-excitation with a bottleneck of ``channels // ratio``."""
-
-    ratio: PositiveInt = 16
-
-
-@register_block("se")
-class SqueezeExcite(Block):
-    """Squeeze-and-excitation (Hu et al. 2018); its two small FC layers are not counted in depth."""
-
-    Spec = SqueezeExciteSpec
-    scalar_key = "ratio"
-
-    def infer(self, node, shape, ex):
-        if len(shape) != 3:
-            raise node.error(f"expects an image input (height, width, channels), got shape {list(shape)}")
-        if shape[-1] // node.spec.ratio < 1:
-            raise node.error(f"ratio {node.spec.ratio} leaves no channel of {shape[-1]}", "ratio")
-        return shape
-
-    def params(self, node):
-        channels = node.input_shape[-1]
-        reduced = channels // node.spec.ratio
-        return channels * reduced + reduced + reduced * channels + channels
-
-    def macs(self, node):
-        channels = node.input_shape[-1]
-        return 2 * channels * (channels // node.spec.ratio)
-
-    def build(self, node, x, ctx):
-        from blockbuilder.layers_extra import SqueezeExcite as SqueezeExciteLayer
-
-        channels = node.input_shape[-1]
-        return SqueezeExciteLayer(channels // node.spec.ratio, name=node.path)(x)

@@ -28,7 +28,7 @@ class ResidualSpec(BlockSpec):
 
     shortcut: Literal["auto", "identity", "projection", "zero_pad"] | None = "auto"
     shortcut_from: Literal["input", "pre"] = "input"
-    merge: Literal["add", "concat"] = "add"
+    merge: Literal["add", "concat", "multiply"] = "add"
     downsample: Literal["subsample", "avg_pool"] = "subsample"
 
 
@@ -110,7 +110,7 @@ class Residual(Block):
     def _shortcut(self, node: Node, shape: Shape, target: Shape, ex) -> Shape:
         kind = node.spec.shortcut
         if kind == "auto":
-            kind = "identity" if shape == target or node.spec.merge == "concat" else "projection"
+            kind = "identity" if shape == target or node.spec.merge != "add" else "projection"
             node.spec = node.spec.model_copy(update={"shortcut": kind})
         if kind == "identity":
             return shape
@@ -216,6 +216,8 @@ def _stride_between(node: Node, shape: Shape, target: Shape) -> int:
 def merge_shapes(node: Node, shapes: list[Shape], merge: str, names) -> Shape:
     """The shape after merging; an error naming both shapes when they do not fit."""
     first = shapes[0]
+    if merge == "multiply":
+        return _gate_shape(node, shapes, names)
     for name, shape in zip(names[1:], shapes[1:]):
         if merge == "concat":
             if shape[:-1] != first[:-1]:
@@ -227,3 +229,12 @@ def merge_shapes(node: Node, shapes: list[Shape], merge: str, names) -> Shape:
     if merge == "concat":
         return (*first[:-1], sum(s[-1] for s in shapes))
     return first
+
+
+def _gate_shape(node: Node, shapes: list[Shape], names) -> Shape:
+    """``multiply`` broadcasts: a [1, 1, C] gate may scale an [H, W, C] tensor (squeeze-and-excitation)."""
+    first, second = shapes
+    if len(first) != len(second) or any(a != b and 1 not in (a, b) for a, b in zip(first, second)):
+        raise node.error(f"cannot multiply {names[0]} {list(first)} and {names[1]} {list(second)}: "
+                         "shapes do not broadcast")
+    return tuple(max(a, b) for a, b in zip(first, second))

@@ -59,9 +59,11 @@ class BuildContext:
         return self.layers.ZeroPadding2D(padding_amounts(padding), name=f"{node.path}.pad")(x)
 
     def merge(self, how: str, tensors: list[Any], name: str) -> Any:
-        """Merge tensors by ``add``, ``concat`` or ``mean``."""
+        """Merge tensors by ``add``, ``concat``, ``mean`` or ``multiply`` (which broadcasts)."""
         if how == "add":
             return self.layers.Add(name=name)(tensors)
+        if how == "multiply":
+            return self.layers.Multiply(name=name)(tensors)
         if how == "mean":
             return self.layers.Average(name=name)(tensors)
         return self.layers.Concatenate(axis=-1, name=name)(tensors)

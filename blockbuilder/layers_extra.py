@@ -106,37 +106,3 @@ class FractalJoin(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "columns": self.columns, "column_ids": self.column_ids,
                 "drop_rate": self.drop_rate, "seed": self.seed}
-
-
-@keras.saving.register_keras_serializable(package="blockbuilder")
-class SqueezeExcite(keras.layers.Layer):
-    """Squeeze-and-excitation (Hu et al. 2018): ``x * sigmoid(W2 relu(W1 mean_hw(x)))``.
-
-    Args:
-        reduced: Channels of the bottleneck (``channels // ratio``).
-    """
-
-    def __init__(self, reduced: int, **kwargs):
-        super().__init__(**kwargs)
-        self.reduced = int(reduced)
-
-    def build(self, input_shape):
-        channels = int(input_shape[-1])
-        self.squeeze = keras.layers.Dense(self.reduced, activation="relu", name="squeeze")
-        self.excite = keras.layers.Dense(channels, activation="sigmoid", name="excite")
-        self.squeeze.build((None, channels))
-        self.excite.build((None, self.reduced))
-
-    def call(self, inputs):
-        pooled = ops.mean(inputs, axis=(1, 2))
-        scale = self.excite(self.squeeze(pooled))
-        return inputs * ops.expand_dims(ops.expand_dims(scale, 1), 1)
-
-    def macs(self) -> int:
-        return 2 * self.reduced * int(self.excite.units)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "reduced": self.reduced}

@@ -4,8 +4,10 @@ Run it:
 
     python examples/squeeze_excite.py examples/se_resnet_cifar.yaml
 
-Registering happens here, in Python code the user runs on purpose; a YAML file can only *name*
-``squeeze_excite`` once this module has been imported.
+The same gate can be written in YAML as a user block (README, *User-defined blocks*); this file
+shows the Python route, for blocks that need layers of their own. Registering happens here, in
+Python code the user runs on purpose; a YAML file can only *name* ``squeeze_excite`` once this
+module has been imported.
 """
 
 from __future__ import annotations

@@ -172,3 +172,44 @@ def test_expressions_cover_the_grammar():
     assert evaluate("widths[i % 2] // 2 + 2 ** 3 - 7 % 4", scope) == 21
     assert evaluate("max(1, min(4, floor(2.7), ceil(0.2))) if on and not i == 0 else -1", scope) == 1
     assert evaluate("'projection' if i > 2 else 'identity'", scope) == "projection"
+
+
+SE = """
+input: [8, 8, 16]
+blocks:
+  squeeze_excite:
+    params: {ratio: 4}
+    body:
+      residual:
+        body:
+          - global_avg_pool: {keepdims: true}
+          - dense: {units: "${in_channels // ratio}", activation: relu}
+          - dense: {units: $in_channels, activation: sigmoid}
+        merge: multiply
+network:
+  - conv: 16
+  - squeeze_excite: {}
+"""
+
+
+def test_multiply_merge_is_a_broadcasting_gate(write):
+    import numpy as np
+
+    arch = blockbuilder.load(write(SE))
+    model = blockbuilder.build(arch)
+    assert arch.output_shape == (8, 8, 16)
+    assert model.count_params() == (9 * 16 * 16 + 16) + (16 * 4 + 4) + (4 * 16 + 16)
+    x = np.random.default_rng(0).random((1, 8, 8, 16), dtype="float32")
+    conv = blockbuilder.build(blockbuilder.load(write(SE.replace("  - squeeze_excite: {}\n", ""), "c.yaml")))
+    conv.set_weights(model.get_weights()[:2])
+    gated, plain_conv = model(x).numpy(), conv(x).numpy()
+    ratio = gated / plain_conv
+    assert np.allclose(ratio, ratio[:, :1, :1, :], atol=1e-5)  # one factor per channel
+    assert ((ratio > 0) & (ratio < 1)).all()
+
+
+def test_multiply_merge_refuses_shapes_that_do_not_broadcast(write):
+    path = write(SE.replace("global_avg_pool: {keepdims: true}", "max_pool: 2"))
+    with pytest.raises(blockbuilder.SpecError, match=r"cannot multiply body \[4, 4, 16\] and shortcut "
+                                                    r"\[8, 8, 16\]: shapes do not broadcast"):
+        blockbuilder.load(path)

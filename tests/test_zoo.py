@@ -151,7 +151,7 @@ def _uses_custom_layers(node) -> bool:
     return own or any(_uses_custom_layers(child) for child in node.all_children())
 
 
-CUSTOM_LAYER_BLOCKS = {"channel_pad", "fractal", "se"}
+CUSTOM_LAYER_BLOCKS = {"channel_pad", "fractal"}
 def _extends(name: str) -> bool:
     return "extends" in (yaml.safe_load((ZOO / f"{name}.yaml").read_text()) or {})
 
