@@ -16,7 +16,7 @@ from typing import Any
 from blockbuilder.errors import SpecError, UsageError
 
 EXIT_OK, EXIT_BAD_FILE, EXIT_USAGE = 0, 1, 2
-FAST_COMMANDS = ("validate", "resolve", "zoo", "schema")
+FAST_COMMANDS = ("validate", "resolve", "zoo", "schema", "draw", "compare")
 
 
 def import_keras_quietly() -> None:

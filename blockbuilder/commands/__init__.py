@@ -15,17 +15,6 @@ from types import ModuleType
 
 def all_commands() -> list[ModuleType]:
     """The command modules, in the order ``--help`` lists them."""
-    found = []
-    try:
-        from blockbuilder.commands import train
+    from blockbuilder.commands import compare, draw, explore, export, features, predict, train
 
-        found.append(train)
-    except ImportError:  # TEMP while the module is being written
-        pass
-    try:
-        from blockbuilder.commands import export, predict
-
-        found += [export, predict]
-    except ImportError:  # TEMP while the module is being written
-        pass
-    return found
+    return [train, export, predict, draw, features, explore, compare]
