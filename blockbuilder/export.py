@@ -23,11 +23,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +38,9 @@ METADATA_VERSION = 1
 SIGNATURE_KEY = "serving_default"
 FORMATS = ("savedmodel", "keras", "onnx", "litert")
 SUFFIXES = {"savedmodel": "", "keras": ".keras", "onnx": ".onnx", "litert": ".tflite"}
-EXTRAS = {"onnx": ("tf2onnx", "onnxruntime"), "litert": ("ai_edge_litert",)}
+# Modules each optional format needs to write, and to check (--verify) or run (predict) an export.
+EXPORT_EXTRAS = {"onnx": ("tf2onnx", "onnx")}
+RUNTIME_EXTRAS = {"onnx": ("onnxruntime",), "litert": ("ai_edge_litert",)}
 RUN_DIR_MODEL = "model.keras"
 # Modules of blockbuilder that register custom Keras layers; imported before loading a .keras file.
 CUSTOM_LAYER_MODULES = ("blockbuilder.layers", "blockbuilder.compile")
@@ -114,7 +118,7 @@ def export_model(
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
-    _require_extra(fmt)
+    _require_extra(fmt, EXPORT_EXTRAS.get(fmt, ()) + (RUNTIME_EXTRAS.get(fmt, ()) if verify else ()))
     target = _target_path(Path(out_path), fmt)
     _refuse_existing(target, force)
     source = load_source(model_or_run_dir)
@@ -169,11 +173,11 @@ def find_keras_file(path: Path) -> Path:
 
 def load_keras_file(path: Path) -> Any:
     """Load a ``.keras`` file without compiling it, as a one-line ``ExportError`` when it is unreadable."""
+    if not zipfile.is_zipfile(path):
+        raise ExportError(f"{path}: cannot read model (not a valid .keras archive)")
     import keras
 
     _register_custom_layers()
-    if not zipfile.is_zipfile(path):
-        raise ExportError(f"{path}: cannot read model (not a valid .keras archive)")
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a damaged archive; the user needs one line.
@@ -338,7 +342,9 @@ def _write_keras(model: Any, metadata: dict[str, Any], path: Path) -> list[Path]
 def _write_onnx(model: Any, metadata: dict[str, Any], path: Path) -> list[Path]:
     import onnx
 
-    model.export(str(path), format="onnx", verbose=False, input_signature=_keras_signature(metadata))
+    with warnings.catch_warnings():  # Keras' tf2onnx shim probes the removed np.object
+        warnings.simplefilter("ignore", FutureWarning)
+        model.export(str(path), format="onnx", verbose=False, input_signature=_keras_signature(metadata))
     proto = onnx.load(str(path))
     entry = proto.metadata_props.add()
     entry.key, entry.value = "blockbuilder", json.dumps(metadata)
@@ -380,8 +386,8 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- requirements
 
 
-def _require_extra(fmt: str) -> None:
-    missing = [m for m in EXTRAS.get(fmt, ()) if importlib.util.find_spec(m) is None]
+def _require_extra(fmt: str, modules: tuple[str, ...]) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise ExportError(
             f"{fmt} export needs the '{fmt}' extra (missing: {', '.join(missing)}); "
@@ -525,13 +531,15 @@ def run_in_fresh_process(fmt: str, artifact: Path, x: np.ndarray, input_name: st
         inputs, outputs = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
         np.save(inputs, x)
         isolated = ["-I"] if fmt != "keras" else []
-        command = [sys.executable, *isolated, "-c", _RUNNERS[fmt], str(artifact.resolve()), str(inputs), str(outputs), input_name]
+        arguments = [str(artifact.resolve()), str(inputs), str(outputs), input_name]
+        command = [sys.executable, *isolated, "-c", _RUNNERS[fmt], *arguments]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
         if fmt == "keras":  # a .keras file needs blockbuilder's custom layers to load
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [_package_root(), env.get("PYTHONPATH")]))
         done = subprocess.run(command, capture_output=True, text=True, cwd=tmp, env=env, check=False)
         if done.returncode != 0:
-            raise ExportError(f"parity check failed: the export did not load in a fresh process ({_last_line(done.stderr)})")
+            reason = _last_line(done.stderr)
+            raise ExportError(f"parity check failed: the export did not load in a fresh process ({reason})")
         return np.load(outputs)
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import sys
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
