@@ -13,7 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from blockbuilder.errors import SpecError, UsageError
+from blockbuilder.commands import positive_int
+from blockbuilder.errors import CommandError, SpecError, UsageError
 
 EXIT_OK, EXIT_BAD_FILE, EXIT_USAGE = 0, 1, 2
 FAST_COMMANDS = ("validate", "resolve", "zoo", "schema", "draw", "compare")
@@ -130,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary = command("summary", "print depth, parameters, MACs and the block hierarchy", cmd_summary)
     summary.add_argument("--json", action="store_true", help="print one JSON object (schema in README)")
     summary.add_argument("--compact", action="store_true", help="with --json: on one line")
-    summary.add_argument("--depth", type=_positive, default=None, metavar="N",
+    summary.add_argument("--depth", type=positive_int, default=None, metavar="N",
                          help="fold the block tree below level N")
     build = command("build", "build the Keras model and save it as a .keras file", cmd_build)
     build.add_argument("-o", "--output", metavar="FILE.keras", help="where to save (default NAME.keras)")
@@ -150,13 +151,6 @@ def _plugin_commands() -> list[Any]:
     from blockbuilder import commands
 
     return commands.all_commands()
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def _version() -> str:
@@ -197,6 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"blockbuilder {args.command}: error: {exc}\n")
         return EXIT_USAGE
+    except CommandError as exc:
+        if args.debug:
+            raise
+        sys.stderr.write(f"blockbuilder {args.command}: error: {exc}\n")
+        return EXIT_BAD_FILE
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blockbuilder.errors import CommandError
 from blockbuilder.registry import Node, get_block
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,7 +50,7 @@ FRAME = {"residual": "#fffaf0", "branch": "#f7f4fb", "fractal": "#f1f7f8"}
 MERGE_SYMBOL = {"add": "+", "concat": "C", "mean": "μ"}
 
 
-class DrawError(ValueError):
+class DrawError(CommandError):
     """A diagram that cannot be written (unknown format, unwritable path)."""
 
 

@@ -42,6 +42,13 @@ class SpecError(Exception):
         return ": ".join(parts)
 
 
+class CommandError(Exception):
+    """A command could not do its work (an unreadable model or image, an unwritable path): exit code 1.
+
+    The CLI prints it as ``blockbuilder COMMAND: error: message``, without a traceback.
+    """
+
+
 class UsageError(Exception):
     """Bad command-line usage (exit code 2): an unknown zoo name, a malformed ``--set``."""
 

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from blockbuilder.errors import CommandError
+
 METADATA_NAME = "blockbuilder.json"
 METADATA_VERSION = 1
 SIGNATURE_KEY = "serving_default"
@@ -46,7 +48,7 @@ RUN_DIR_MODEL = "model.keras"
 CUSTOM_LAYER_MODULES = ("blockbuilder.layers", "blockbuilder.compile")
 
 
-class ExportError(Exception):
+class ExportError(CommandError):
     """A user-facing export or predict failure, printed as one line with exit code 1."""
 
 

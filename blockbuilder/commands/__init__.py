@@ -10,6 +10,7 @@ Each module here is one ``blockbuilder`` sub-command and exposes:
 ``FILE:LINE:COL: PATH: message`` with exit code 1.
 """
 
+import argparse
 from types import ModuleType
 
 
@@ -18,3 +19,14 @@ def all_commands() -> list[ModuleType]:
     from blockbuilder.commands import compare, draw, explore, export, features, predict, train
 
     return [train, export, predict, draw, features, explore, compare]
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "serve a local page: draw or upload an image, see the prediction and every layer's activations"
 TAKES_ARCH = False  # takes a trained run, not an architecture file
@@ -19,14 +18,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
+    from blockbuilder.errors import CommandError
     from blockbuilder.explore import serve
-    from blockbuilder.export import ExportError
 
     try:
         serve(args.model, host=args.host, port=args.port)
-    except (ExportError, OSError) as exc:
-        if getattr(args, "debug", False):
-            raise
-        print(f"blockbuilder explore: error: {exc}", file=sys.stderr)
-        return 1
+    except OSError as exc:  # the port is taken, say
+        raise CommandError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
     return 0

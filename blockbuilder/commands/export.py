@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "export a trained model (SavedModel, .keras, ONNX, LiteRT) with its metadata"
 FORMATS = ("savedmodel", "keras", "onnx", "litert")
@@ -23,23 +22,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export, print where it went (and the parity figure with ``--verify``); 1 on a user error."""
-    from blockbuilder.export import ExportError, export_model
+    from blockbuilder.export import export_model
 
-    try:
-        result = export_model(
-            args.model,
-            args.format,
-            args.output,
-            force=args.force,
-            verify=args.verify,
-            samples=args.samples,
-            tolerance=args.tolerance,
-        )
-    except ExportError as exc:
-        if getattr(args, "debug", False):
-            raise
-        print(f"blockbuilder export: error: {exc}", file=sys.stderr)
-        return 1
+    result = export_model(args.model, args.format, args.output, force=args.force, verify=args.verify,
+                          samples=args.samples, tolerance=args.tolerance)
     print(f"exported {args.format} to {result.path}")
     if result.max_abs_diff is not None:
         print(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "draw the feature maps of every stage for one image, and the learned first-layer filters (PNG)"
 TAKES_ARCH = False  # takes a trained run, not an architecture file
@@ -21,19 +20,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the picture and say where it went; 1 on an unreadable model or image."""
     from blockbuilder.errors import UsageError
-    from blockbuilder.export import ExportError
     from blockbuilder.features import features
 
     if not args.output.lower().endswith(".png"):
         raise UsageError(f"--output must end in .png, got '{args.output}'")
     if args.maps < 1:
         raise UsageError(f"--maps must be a positive integer, got {args.maps}")
-    try:
-        path, stages = features(args.model, args.image, args.output, maps=args.maps)
-    except ExportError as exc:
-        if getattr(args, "debug", False):
-            raise
-        print(f"blockbuilder features: error: {exc}", file=sys.stderr)
-        return 1
+    path, stages = features(args.model, args.image, args.output, maps=args.maps)
     print(f"wrote {path} ({len(stages)} stages: {', '.join(stages)})")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "classify images with an exported model, a .keras file or a run directory"
 TAKES_ARCH = False  # takes a trained model, not an architecture file
@@ -20,15 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the top classes of each image; 1 on an unreadable model or image."""
-    from blockbuilder.export import ExportError
     from blockbuilder.predict import predict, print_predictions
 
-    try:
-        predictions = predict(args.model, args.images, top=args.top)
-    except ExportError as exc:
-        if getattr(args, "debug", False):
-            raise
-        print(f"blockbuilder predict: error: {exc}", file=sys.stderr)
-        return 1
+    predictions = predict(args.model, args.images, top=args.top)
     print_predictions(predictions)
     return 0
