@@ -12,10 +12,11 @@ as an uninterrupted one, even with parallel augmentation.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -23,7 +24,7 @@ import tensorflow as tf
 from blockbuilder.errors import SpecError
 from blockbuilder.train_spec import AugmentationSpec
 
-__all__ = ["DataError", "Splits", "eval_batches", "load_splits", "train_batches"]
+__all__ = ["Augmenter", "DataError", "Splits", "eval_batches", "load_splits", "train_batches"]
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
@@ -315,44 +316,87 @@ def _seed_stream_class() -> type:
     return SeedStream
 
 
+@contextlib.contextmanager
+def no_distribution() -> Iterator[None]:
+    """Make Keras objects as plain local objects, even under a JAX ``DataParallel`` distribution.
+
+    The augmentation layers live in the ``tf.data`` pipeline of each process; made under the
+    distribution, their seed variables would be placed on the global mesh, which is a collective
+    across processes on every creation.
+    """
+    import keras
+
+    current = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(current)
+
+
 def augmentation_layers(steps: Sequence[AugmentationSpec], shape: Sequence[int]) -> list:
     """Keras preprocessing layers for the ``augmentation:`` steps, in order."""
     import keras
 
     height, width = shape[0], shape[1]
     layers = []
-    for step in steps:
-        options = step.options
-        if step.kind == "random_crop":  # pad with zeros, crop back: a whole-pixel translation
-            layers.append(keras.layers.RandomTranslation(
-                options.padding / height, options.padding / width,
-                fill_mode="constant", interpolation="nearest"))
-        elif step.kind == "flip":
-            layers.append(keras.layers.RandomFlip(options.mode))
-        elif step.kind == "translation":
-            layers.append(keras.layers.RandomTranslation(options.factor, options.factor))
-        elif step.kind == "rotation":
-            layers.append(keras.layers.RandomRotation(options.factor))
-        elif step.kind == "zoom":
-            layers.append(keras.layers.RandomZoom(options.factor))
-        elif step.kind == "contrast":
-            layers.append(keras.layers.RandomContrast(options.factor, value_range=(0, 1)))
+    with no_distribution():
+        for step in steps:
+            options = step.options
+            if step.kind == "random_crop":  # pad with zeros, crop back: a whole-pixel translation
+                layers.append(keras.layers.RandomTranslation(
+                    options.padding / height, options.padding / width,
+                    fill_mode="constant", interpolation="nearest"))
+            elif step.kind == "flip":
+                layers.append(keras.layers.RandomFlip(options.mode))
+            elif step.kind == "translation":
+                layers.append(keras.layers.RandomTranslation(options.factor, options.factor))
+            elif step.kind == "rotation":
+                layers.append(keras.layers.RandomRotation(options.factor))
+            elif step.kind == "zoom":
+                layers.append(keras.layers.RandomZoom(options.factor))
+            elif step.kind == "contrast":
+                layers.append(keras.layers.RandomContrast(options.factor, value_range=(0, 1)))
     return layers
 
 
-def _augmenter(layers: list, seed: int, epoch: int) -> Callable:
-    stream_class = _seed_stream_class()
+class Augmenter:
+    """The ``augmentation:`` steps as one ``tf.function``, traced once and reused every epoch.
 
-    def augment(index: tf.Tensor, batch: tuple) -> tuple:
-        images, labels = batch
-        base = tf.stack([tf.constant(seed * 100003 + epoch, tf.int64), tf.cast(index, tf.int64)])
-        for position, layer in enumerate(layers):
-            stream = stream_class(base + tf.constant([0, 1 << 20], tf.int64) * position)
-            object.__setattr__(layer, "_get_seed_generator", lambda backend=None, s=stream: s)
-            images = layer(images, training=True)
-        return tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0), labels
+    Tracing the Keras layers costs about 0.1 s; a pipeline that calls this function only adds a
+    call to its graph. Every random draw is a function of ``(seed, epoch, batch index)``.
 
-    return augment
+    Args:
+        steps: The ``augmentation:`` steps.
+        shape: The images' shape ``(H, W, C)`` (the model's input).
+    """
+
+    def __init__(self, steps: Sequence[AugmentationSpec], shape: Sequence[int]) -> None:
+        layers = augmentation_layers(steps, shape)
+        stream_class = _seed_stream_class()
+        signature = [tf.TensorSpec([None, *shape], tf.float32), tf.TensorSpec([2], tf.int64)]
+
+        @tf.function(input_signature=signature)
+        def augment(images: tf.Tensor, base: tf.Tensor) -> tf.Tensor:
+            with no_distribution():
+                for position, layer in enumerate(layers):
+                    stream = stream_class(base + tf.constant([0, 1 << 20], tf.int64) * position)
+                    object.__setattr__(layer, "_get_seed_generator",
+                                       lambda backend=None, s=stream: s)
+                    images = layer(images, training=True)
+            return tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0)
+
+        self._augment = augment.get_concrete_function()
+
+    def mapper(self, seed: int, epoch: int) -> Callable:
+        """The ``map`` function for ``dataset.enumerate()`` of one epoch's batches."""
+
+        def augment(index: tf.Tensor, batch: tuple) -> tuple:
+            images, labels = batch
+            base = tf.stack([tf.constant(seed * 100003 + epoch, tf.int64), tf.cast(index, tf.int64)])
+            return self._augment(images, base), labels
+
+        return augment
 
 
 # --------------------------------------------------------------------------- pipelines
@@ -369,28 +413,32 @@ def train_batches(
     shuffle_buffer: int = 10000,
     drop_remainder: bool = False,
     shard: tuple[int, int] = (1, 0),
+    augmenter: Augmenter | None = None,
 ) -> tf.data.Dataset:
     """One epoch of shuffled, batched, augmented training data, a pure function of ``(seed, epoch)``.
 
     Args:
         dataset: The (cached) unbatched training data.
-        batch_size: The global batch size.
+        batch_size: The batch size of this process (the global one over the process count).
         seed: The run's seed.
         epoch: The 0-based epoch: each epoch has its own order and augmentation.
         augmentation: The ``augmentation:`` steps.
-        input_shape: The model's input shape (needed by ``random_crop``).
+        input_shape: The images' shape (default: the dataset's).
         shuffle_buffer: Shuffle buffer size in examples.
         drop_remainder: Drop the last partial batch (needed when batches are split over devices).
         shard: ``(process count, process index)``: every process shuffles alike, then keeps its
             share, so that the processes' batches together make one global batch.
+        augmenter: The :class:`Augmenter` of ``augmentation``, made once for all epochs
+            (made here when not given).
     """
     ds = dataset.shuffle(shuffle_buffer, seed=seed * 1000 + epoch, reshuffle_each_iteration=False)
     if shard[0] > 1:
         ds = ds.shard(*shard)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if augmentation:
-        layers = augmentation_layers(augmentation, input_shape)
-        augment = _augmenter(layers, seed * shard[0] + shard[1], epoch)
+        shape = tuple(input_shape) or tuple(dataset.element_spec[0].shape)
+        augmenter = augmenter or Augmenter(augmentation, shape)
+        augment = augmenter.mapper(seed * shard[0] + shard[1], epoch)
         ds = ds.enumerate().map(augment, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
 

@@ -28,13 +28,15 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Optional
 
+from blockbuilder.errors import CommandError
 from blockbuilder.train_spec import TrainSpec
 
-__all__ = ["TrainError", "TrainOptions", "TrainResult", "resolve_precision", "train"]
+__all__ = ["TrainError", "TrainOptions", "TrainResult", "resolve_precision", "train", "weights_sha256"]
 
 CHECKPOINT_DIR = "checkpoint"
 LAST_WEIGHTS = "last.weights.h5"
@@ -42,7 +44,7 @@ BEST_WEIGHTS = "best.weights.h5"
 STATE_FILE = "state.json"
 
 
-class TrainError(Exception):
+class TrainError(CommandError):
     """A training failure a user can act on, reported in one line (exit code 1)."""
 
 
@@ -93,8 +95,15 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 @contextlib.contextmanager
 def _upstream_warnings_ignored() -> Iterator[None]:
-    """Silence NumPy 2's ``__array__ ... copy keyword`` warning that TF variables raise on save."""
-    with warnings.catch_warnings():
+    """Silence NumPy 2's ``__array__ ... copy keyword`` warning that TF variables raise on save.
+
+    Also save and load outside the JAX distribution: Keras' saving makes throw-away reference
+    objects (an ``Optimizer(1.0)``) whose variables would otherwise be placed on the global mesh,
+    a collective that only the saving process (the leader) would join.
+    """
+    from blockbuilder.data import no_distribution
+
+    with warnings.catch_warnings(), no_distribution():
         warnings.filterwarnings("ignore", message=r"__array__ implementation", category=DeprecationWarning)
         yield
 
@@ -151,8 +160,9 @@ def _jax_setup(device: str, options: TrainOptions) -> tuple[str, Any, int, int]:
 
     coordinator = options.coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
     if coordinator or options.num_processes:
-        if jax.default_backend() == "cpu" or device == "cpu":
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        # Before anything touches a JAX backend (even jax.default_backend()), or initialize fails.
+        # gloo carries the CPU processes' collectives; it changes nothing for GPUs and TPUs.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
             coordinator_address=coordinator,
             num_processes=options.num_processes,
@@ -162,7 +172,11 @@ def _jax_setup(device: str, options: TrainOptions) -> tuple[str, Any, int, int]:
     if device != "auto" and device != kind:
         raise TrainError(f"--device {device} asked for, but JAX found only {kind} devices")
     if jax.device_count() > 1:
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
+        # Each process shards the data itself (train_batches, _shard): Keras' auto-sharding would
+        # shard it again, halve the global batch and give the processes unequal evaluation
+        # batches, which deadlocks their collectives.
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
     return kind, None, jax.process_count(), jax.process_index()
 
 
@@ -355,7 +369,7 @@ class _RunState:
     stalled_epochs: int = 0
 
     @classmethod
-    def load(cls, path: Path) -> "_RunState":
+    def load(cls, path: Path) -> _RunState:
         try:
             return cls(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError) as error:
@@ -442,6 +456,32 @@ def _save_model(model: Any, path: Path) -> None:
 
 def _save_weights(model: Any, path: Path) -> None:
     _atomic_write(path, lambda temporary: model.save_weights(temporary))
+
+
+def _weight_values(model: Any) -> list:
+    """Every weight's value as a NumPy array.
+
+    ``get_weights`` and ``convert_to_numpy`` of a TensorFlow variable warn under NumPy 2 (the
+    variable's ``__array__`` lacks ``copy``); its own ``numpy()`` does not. JAX arrays have no
+    ``numpy()`` and convert without a warning.
+    """
+    from keras import ops
+
+    values = [variable.value for variable in model.weights]
+    return [value.numpy() if hasattr(value, "numpy") else ops.convert_to_numpy(value)
+            for value in values]
+
+
+def weights_sha256(model: Any) -> str:
+    """A checksum of every weight's value, in order: equal models, equal checksums."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for value in _weight_values(model):
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
 
 
 def _json(value: Any) -> str:
@@ -545,6 +585,7 @@ class _Trainer:
         self.state = state or _RunState(seed=spec.seed)
         self.leader = placement.process_index == 0
         self.checkpoints = run_dir / CHECKPOINT_DIR
+        self.best_weights: Optional[list] = None
 
     # ---- setup
 
@@ -571,18 +612,30 @@ class _Trainer:
         if self.local_batch * count != self.spec.batch_size:
             raise TrainError(f"batch size {self.spec.batch_size} is not divisible by {count} processes")
         self.steps_per_epoch = self._steps_per_epoch(self.splits.sizes["train"], count)
+        self.augmenter = None
+        if self.spec.augmentation:
+            from blockbuilder.data import Augmenter
+
+            self.augmenter = Augmenter(self.spec.augmentation, arch.input_shape)
         with _scope(self.placement):
             self.model = build_compiled_model(arch, self.spec, self.steps_per_epoch)
             if self.resumed and self.state.epochs_completed:
                 _restore(self.model, self.run_dir)
 
     def _steps_per_epoch(self, size: int, count: int) -> int:
+        """Whole batches only (each epoch reshuffles, so every image is still seen).
+
+        A smaller last batch would cost a second compilation of the train step (about 2 s with
+        JAX on CPU) and cannot be split evenly over devices and processes. A data set smaller
+        than one batch trains on one partial batch, on one device.
+        """
         replicas = getattr(self.placement.strategy, "num_replicas_in_sync", 1)
-        if count > 1:
-            return max(1, size // count // self.local_batch)
-        if replicas > 1:
-            return max(1, size // self.spec.batch_size)
-        return max(1, math.ceil(size / self.spec.batch_size))
+        whole = size // count // self.local_batch
+        if whole == 0 and (count > 1 or replicas > 1):
+            raise TrainError(f"{size} training images are fewer than one batch of "
+                             f"{self.spec.batch_size} over {max(count, replicas)} devices")
+        self.drop_remainder = whole > 0
+        return max(1, whole)
 
     def _shard(self, dataset: Any, size: int) -> Any:
         count, index = self.placement.process_count, self.placement.process_index
@@ -594,14 +647,13 @@ class _Trainer:
         from blockbuilder.data import train_batches
 
         count, index = self.placement.process_count, self.placement.process_index
-        replicas = getattr(self.placement.strategy, "num_replicas_in_sync", 1)
         size = self.splits.sizes["train"]
         data = self.splits.train.take(size - size % count) if count > 1 else self.splits.train
         return train_batches(
             data, self.local_batch, seed=self.spec.seed, epoch=epoch,
             augmentation=self.spec.augmentation, input_shape=self.architecture.input_shape,
-            shuffle_buffer=self.spec.shuffle_buffer, drop_remainder=count > 1 or replicas > 1,
-            shard=(count, index),
+            shuffle_buffer=self.spec.shuffle_buffer, drop_remainder=self.drop_remainder,
+            shard=(count, index), augmenter=self.augmenter,
         )
 
     def _eval_data(self, name: str) -> Any:
@@ -611,12 +663,9 @@ class _Trainer:
         return eval_batches(self._shard(dataset, self.splits.sizes[name]), self.local_batch)
 
     def _callbacks(self, epoch: int) -> list:
-        import keras
-
-        callbacks = [self.nan_guard, self.reporter.callback(epoch, self.spec.epochs,
-                                                            self.steps_per_epoch,
-                                                            self.spec.batch_size)]
-        return callbacks
+        report = self.reporter.callback(epoch, self.spec.epochs, self.steps_per_epoch,
+                                        self.spec.batch_size)
+        return [self.nan_guard, report]
 
     # ---- per epoch
 
@@ -642,6 +691,8 @@ class _Trainer:
         value = row.get(monitor, row.get("loss"))
         if _improved(value, state.best_value, larger, ties=True):  # ties: the later epoch
             state.best_value, state.best_epoch = value, state.epochs_completed
+            if self.placement.process_count > 1:  # every process restores the same best weights
+                self.best_weights = _weight_values(self.model)
             if self.leader:
                 _save_weights(self.model, self.checkpoints / BEST_WEIGHTS)
                 _save_model(self.model, self.run_dir / "model.keras")
@@ -675,8 +726,6 @@ class _Trainer:
         return max(values) if "loss" not in stop.monitor else min(values)
 
     def _loop(self) -> str:
-        import keras
-
         self.nan_guard = _NanGuard()
         self.validation = self._eval_data("validation")
         self._stop_best = self._best_stop_value()
@@ -693,12 +742,13 @@ class _Trainer:
             if self._record(row):
                 self.reporter.message(f"early stopping after epoch {epoch + 1}")
                 return "early_stopping"
-        del keras
         return "completed"
 
     def _test(self) -> dict[str, float]:
         best = self.checkpoints / BEST_WEIGHTS
-        if best.exists():
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+        elif best.exists():
             with _upstream_warnings_ignored():
                 self.model.load_weights(str(best))
         results = self.model.evaluate(self._eval_data("test"), verbose=0, return_dict=True)
@@ -723,23 +773,28 @@ class _Trainer:
             "class_names": self.splits.class_names,
             "seed": self.spec.seed,
             "parameters": int(self.model.count_params()),
+            "weights_sha256": weights_sha256(self.model),
         }
         if self.leader:
             _write_text(self.run_dir / "metrics.json", _json(metrics))
             if state.history:
                 plot_curves(self.run_dir / "curves.png", state.history)
+        else:  # the other processes leave their own metrics, to compare with the leader's
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise TrainError(f"cannot create run directory {self.run_dir}: {error.strerror}") from None
+            index = self.placement.process_index
+            _write_text(self.run_dir / f"process-{index}.json", _json(metrics))
         return metrics
 
     def _export(self) -> None:
+        from blockbuilder.export import export_model
+
         fmt = self.options.export
-        try:
-            from blockbuilder.export import export_model
-        except ImportError:
-            self.reporter.message(f"skipped --export {fmt}: blockbuilder.export is not available")
-            return
-        out_dir = self.run_dir / "export" / fmt
-        export_model(str(self.run_dir / "model.keras"), fmt, str(out_dir))
-        self.reporter.message(f"exported {fmt} to {out_dir}")
+        # A resumed run exports again over the previous export of the same run.
+        result = export_model(str(self.run_dir), fmt, str(self.run_dir / "export" / fmt), force=True)
+        self.reporter.message(f"exported {fmt} to {result.path}")
 
     def run(self) -> TrainResult:
         """Train, test and write every output; return the metrics."""

@@ -1,16 +1,24 @@
-"""The ``train:`` section of an architecture file, and the ``train`` command-line flags.
+"""The ``train:`` section of an architecture file.
 
 This module imports only pydantic and the standard library, so the validator can check a ``train:``
-section without TensorFlow or Keras.
+section without TensorFlow or Keras. The ``train`` command-line flags live in
+:mod:`blockbuilder.commands.train`, which does not import pydantic, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
-import argparse
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
-from pydantic import model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    model_serializer,
+    model_validator,
+)
 
 __all__ = [
     "AugmentationSpec",
@@ -19,11 +27,9 @@ __all__ = [
     "PRECISIONS",
     "ScheduleSpec",
     "TrainSpec",
-    "configure_train_arguments",
 ]
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16", "bfloat16")
-DEVICES = ("auto", "cpu", "gpu", "tpu")
 
 
 class _Strict(BaseModel):
@@ -65,7 +71,7 @@ class ScheduleSpec(_Strict):
     alpha: NonNegativeFloat = 0.0
 
     @model_validator(mode="after")
-    def _check_piecewise(self) -> "ScheduleSpec":
+    def _check_piecewise(self) -> ScheduleSpec:
         if len(self.boundaries) != len(self.factors):
             raise ValueError(
                 f"boundaries and factors must have the same length, got {len(self.boundaries)} "
@@ -116,7 +122,7 @@ class AugmentationSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "AugmentationSpec":
+    def _exactly_one(self) -> AugmentationSpec:
         if len(self.model_fields_set) != 1:
             names = ", ".join(type(self).model_fields)
             raise ValueError(f"each augmentation step has exactly one of: {names}")
@@ -174,7 +180,7 @@ class TrainSpec(_Strict):
     cache: bool = True
 
     @model_validator(mode="after")
-    def _check_dataset(self) -> "TrainSpec":
+    def _check_dataset(self) -> TrainSpec:
         kind, _, rest = self.dataset.partition(":")
         if self.dataset != "digits" and (kind not in ("tfds", "folder", "npz") or not rest):
             raise ValueError(
@@ -182,42 +188,3 @@ class TrainSpec(_Strict):
                 f"got {self.dataset!r}"
             )
         return self
-
-
-def _host_port(text: str) -> str:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return text
-
-
-def configure_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``blockbuilder train`` flags to ``parser`` (no TensorFlow import).
-
-    Args:
-        parser: The sub-command's parser; ``arch``, ``--set`` and ``--debug`` are added elsewhere.
-    """
-    parser.add_argument("--epochs", type=int, metavar="N", help="override train.epochs")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="override train.batch_size")
-    parser.add_argument("--output", "-o", metavar="DIR", help="run directory (default runs/<name>)")
-    parser.add_argument("--device", choices=DEVICES, default="auto", help="where to train")
-    parser.add_argument("--seed", type=int, help="override train.seed")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from the run directory's last checkpoint"
-    )
-    parser.add_argument("--precision", choices=PRECISIONS, help="override train.precision")
-    parser.add_argument(
-        "--export", metavar="FORMAT", help="export the best model at the end (e.g. savedmodel)"
-    )
-    parser.add_argument(
-        "--coordinator",
-        type=_host_port,
-        metavar="HOST:PORT",
-        help="JAX multi-process: the coordinator's address",
-    )
-    parser.add_argument(
-        "--num-processes", type=int, metavar="N", help="JAX multi-process: number of processes"
-    )
-    parser.add_argument(
-        "--process-id", type=int, metavar="I", help="JAX multi-process: this process's index"
-    )

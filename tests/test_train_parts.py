@@ -34,6 +34,21 @@ def test_augmentation_shorthand_and_dump_round_trip():
     assert TrainSpec.model_validate(spec.model_dump(exclude_none=True)) == spec
 
 
+def test_train_flags_import_neither_pydantic_nor_tensorflow_and_match_the_train_section():
+    import subprocess
+    import sys
+    import typing
+
+    code = ("import sys, blockbuilder.commands.train; "
+            "print([m for m in ('pydantic', 'tensorflow', 'keras', 'jax') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
+    from blockbuilder.commands.train import PRECISIONS
+
+    assert PRECISIONS == typing.get_args(TrainSpec.model_fields["precision"].annotation)
+
+
 tf = pytest.importorskip("tensorflow")
 
 from blockbuilder import train as training  # noqa: E402
