@@ -14,7 +14,6 @@ The metadata (resolved YAML, class names, input spec and scaling, versions) trav
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import json
 import os
@@ -45,7 +44,6 @@ EXPORT_EXTRAS = {"onnx": ("tf2onnx", "onnx")}
 RUNTIME_EXTRAS = {"onnx": ("onnxruntime",), "litert": ("ai_edge_litert",)}
 RUN_DIR_MODEL = "model.keras"
 # Modules of blockbuilder that register custom Keras layers; imported before loading a .keras file.
-CUSTOM_LAYER_MODULES = ("blockbuilder.layers", "blockbuilder.compile")
 
 
 class ExportError(CommandError):
@@ -209,12 +207,7 @@ def read_class_names(run_dir: Path) -> list[str] | None:
 
 
 def _register_custom_layers() -> None:
-    for name in CUSTOM_LAYER_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    from blockbuilder import layers  # noqa: F401  (registers blockbuilder's serializable layers)
 
 
 def _first_line(exc: BaseException) -> str:
