@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from blockbuilder.errors import UsageError
+from blockbuilder.errors import CommandError
 
 
 @contextmanager
@@ -17,19 +17,19 @@ def atomic_path(target: str | Path) -> Iterator[str]:
     """Yield a temporary path beside ``target``; rename it into place only when the block succeeds.
 
     Raises:
-        UsageError: when the folder cannot be written (no permission, disk full ...).
+        CommandError: when the file cannot be written (no permission, disk full ...).
     """
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         folder = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
     except OSError as exc:
-        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+        raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from None
     temporary = Path(folder) / target.name
     try:
         yield str(temporary)
         os.replace(temporary, target)
     except OSError as exc:
-        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+        raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)

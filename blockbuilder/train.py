@@ -25,7 +25,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from blockbuilder.errors import CommandError
+from blockbuilder.files import atomic_path
 from blockbuilder.train_spec import TrainSpec
 
 __all__ = ["TrainError", "TrainOptions", "TrainResult", "resolve_precision", "train", "weights_sha256"]
@@ -76,21 +76,11 @@ class TrainResult:
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Call ``write(temporary_path)`` then move the file to ``path``; never leave half a file."""
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-        os.close(handle)
-    except OSError as error:
-        raise TrainError(f"cannot write {path}: {error.strerror or error}") from None
-    try:
-        with _upstream_warnings_ignored():
+        with atomic_path(path) as temporary, _upstream_warnings_ignored():
             write(temporary)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise TrainError(f"cannot write {path}: {error.strerror or error}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    except CommandError as error:
+        raise TrainError(str(error)) from None
 
 
 @contextlib.contextmanager

@@ -171,3 +171,12 @@ def test_readme_documents_every_block_type_and_key():
         block = get_block(name)
         for key in [*block.Spec.model_fields, *block.block_fields]:
             assert f"`{key}`" in text or f"{key}" in text, f"{name}.{key} is not documented"
+
+
+def test_build_to_an_unwritable_place_is_one_line_and_leaves_nothing(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, out, err = cli("build", "lenet5", "-o", blocker / "sub" / "lenet5.keras")
+    assert (code, out) == (1, "")
+    assert err == f"blockbuilder build: error: cannot write {blocker / 'sub' / 'lenet5.keras'}: Not a directory\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
