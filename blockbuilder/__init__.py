@@ -16,9 +16,9 @@ from blockbuilder.errors import SpecError, UsageError
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-    from blockbuilder.architecture import Architecture, load, loads
-    from blockbuilder.registry import Block, BlockSpec, Node, register_block
-    from blockbuilder.summary import Summary
+    from blockbuilder.language.architecture import Architecture, load, loads
+    from blockbuilder.blocks.registry import Block, BlockSpec, Node, register_block
+    from blockbuilder.report.summary import Summary
 
 # Imported on first use, so that ``blockbuilder --help`` does not pay for pydantic and the registry.
 _LAZY = {
@@ -29,7 +29,8 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from blockbuilder import architecture, registry
+        from blockbuilder.blocks import registry
+        from blockbuilder.language import architecture
 
         return getattr({"architecture": architecture, "registry": registry}[_LAZY[name]], name)
     raise AttributeError(f"module 'blockbuilder' has no attribute {name!r}")
@@ -55,7 +56,7 @@ __all__ = [
 
 def build(architecture: Architecture) -> keras.Model:
     """Build the (uncompiled) Keras model of an architecture."""
-    from blockbuilder.compile import build_model
+    from blockbuilder.compiler.compile import build_model
 
     return build_model(architecture.root, architecture.name, architecture.input_shape,
                        architecture.input_name)
@@ -64,17 +65,17 @@ def build(architecture: Architecture) -> keras.Model:
 def load_model(path: str, **kwargs: Any) -> keras.Model:
     """Load a saved ``.keras`` model; blockbuilder's own layers are registered first.
 
-    ``keras.saving.load_model`` works as well once ``blockbuilder.layers`` has been imported.
+    ``keras.saving.load_model`` works as well once ``blockbuilder.compiler.layers`` has been imported.
     """
     import keras
 
-    from blockbuilder import layers  # noqa: F401  (registers the custom layers)
+    from blockbuilder.compiler import layers  # noqa: F401  (registers the custom layers)
 
     return keras.saving.load_model(path, **kwargs)
 
 
 def summarize(architecture: Architecture, model: Any = None) -> Summary:
     """Depth, parameters, multiply-accumulates and the block hierarchy (builds the model if needed)."""
-    from blockbuilder.summary import summarize as _summarize
+    from blockbuilder.report.summary import summarize as _summarize
 
     return _summarize(architecture, model if model is not None else build(architecture))

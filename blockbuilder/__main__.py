@@ -2,6 +2,6 @@
 
 import sys
 
-from blockbuilder.cli import main
+from blockbuilder.cli.main import main
 
 sys.exit(main())

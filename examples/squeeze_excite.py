@@ -17,7 +17,7 @@ import sys
 from pydantic import Field, PositiveInt
 
 import blockbuilder
-from blockbuilder import Block, BlockSpec, register_block
+from blockbuilder import Block; from blockbuilder import BlockSpec; from blockbuilder import register_block
 
 
 class SqueezeExciteSpec(BlockSpec):

@@ -30,7 +30,7 @@ def write(tmp_path: Path):
 @pytest.fixture
 def cli(capsys):
     """Run ``blockbuilder ARGS`` in this process; returns (exit code, stdout, stderr)."""
-    from blockbuilder.cli import main
+    from blockbuilder.cli.main import main
 
     def _run(*args: str) -> tuple[int, str, str]:
         try:

@@ -38,7 +38,7 @@ def test_bad_usage_exits_2(cli, args, message):
 
 
 def test_help_and_validate_do_not_import_tensorflow():
-    script = ("import sys; from blockbuilder.cli import main\n"
+    script = ("import sys; from blockbuilder.cli.main import main\n"
               "for argv in (['validate', 'resnet50'], ['resolve', 'lenet5']):\n"
               "    assert main(argv) == 0\n"
               "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
@@ -159,7 +159,7 @@ def test_public_api_is_small_and_explicit():
 
 
 def test_readme_documents_every_block_type_and_key():
-    from blockbuilder.registry import block_names, get_block
+    from blockbuilder.blocks.registry import block_names, get_block
 
     readme = (REPO / "README.md").read_text()
     zoo_doc = (REPO / "docs" / "zoo.md").read_text() if (REPO / "docs" / "zoo.md").exists() else ""

@@ -10,7 +10,7 @@ import numpy as np
 def _fake_run(tmp_path, accuracy=0.93):
     run = tmp_path / "runs" / "mylenet"
     run.mkdir(parents=True)
-    from blockbuilder.resolve import zoo_dir
+    from blockbuilder.language.resolve import zoo_dir
 
     run.joinpath("resolved.yaml").write_text((zoo_dir() / "lenet5.yaml").read_text())
     run.joinpath("metrics.json").write_text(json.dumps({"test": {"accuracy": accuracy}, "dataset": "digits"}))
@@ -41,7 +41,7 @@ def test_json_rows(cli):
     rows = json.loads(out)
     assert code == 0 and [r["name"] for r in rows] == ["resnet18", "vgg16"]
     import blockbuilder
-    from blockbuilder.summary import estimate
+    from blockbuilder.report.summary import estimate
 
     assert (rows[0]["params"], rows[0]["macs"]) == estimate(blockbuilder.load("resnet18"))
     assert rows[1]["depth"] == 16 and rows[1]["accuracy"] == 71.0 and rows[1]["origin"] == "zoo"

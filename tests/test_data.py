@@ -10,9 +10,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from blockbuilder.data import DataError, eval_batches, load_splits, train_batches  # noqa: E402
+from blockbuilder.training.data import DataError, eval_batches, load_splits, train_batches  # noqa: E402
 from blockbuilder.errors import SpecError  # noqa: E402
-from blockbuilder.train_spec import TrainSpec  # noqa: E402
+from blockbuilder.training.spec import TrainSpec  # noqa: E402
 
 
 def _arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +143,7 @@ def test_evaluation_batches_keep_order():
 
 
 def test_train_spec_is_importable_without_tensorflow():
-    code = "import sys, blockbuilder.train_spec; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    code = "import sys, blockbuilder.training.spec; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
                          text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -65,7 +65,7 @@ def test_png_is_a_real_picture_that_grows_with_depth(cli, tmp_path):
 
 def test_repeated_units_are_folded(tmp_path):
     import blockbuilder
-    from blockbuilder.draw import render
+    from blockbuilder.report.draw import render
 
     svg = render(blockbuilder.load("resnet50"), "svg", depth=2).decode()
     assert "×5" in svg and "×3" in svg and "×2" in svg   # stage 3 has 1 + 5 identical bottlenecks
@@ -82,7 +82,7 @@ def test_html_embeds_the_svg(cli, tmp_path):
 @pytest.mark.parametrize("name", ["fractalnet20", "densenet_bc100_k12", "lenet5"])
 def test_other_families_draw(name):
     import blockbuilder
-    from blockbuilder.draw import render
+    from blockbuilder.report.draw import render
 
     svg = render(blockbuilder.load(name), "svg", depth=3).decode()
     assert name in svg and svg.count("<text") > 20

@@ -21,8 +21,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The explorer for a lenet5 run trained one epoch through the CLI, on a free loopback port."""
-    from blockbuilder.cli import main
-    from blockbuilder.explore import make_server
+    from blockbuilder.cli.main import main
+    from blockbuilder.serving.explore import make_server
 
     run = tmp_path_factory.mktemp("explore") / "lenet5"
     assert main(["train", "lenet5", "--epochs", "1", "--output", str(run)]) == 0

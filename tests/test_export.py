@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blockbuilder import export as export_module
-from blockbuilder.export import ExportError, export_model, random_inputs
+from blockbuilder.serving import export as export_module
+from blockbuilder.serving.export import ExportError, export_model, random_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["cat", "dog", "bird"]
@@ -83,7 +83,7 @@ def with_custom_layer(model):
     """The tiny model with one of blockbuilder's own layers, which the SavedModel must not need."""
     import keras
 
-    from blockbuilder.layers import ScaledTanh
+    from blockbuilder.compiler.layers import ScaledTanh
 
     x = ScaledTanh(name="lecun")(model.get_layer("conv").output)
     x = model.get_layer("pool")(x)

@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A lenet5 run trained for one epoch on the embedded digits, through the CLI."""
-    from blockbuilder.cli import main
+    from blockbuilder.cli.main import main
 
     run = tmp_path_factory.mktemp("features") / "lenet5"
     assert main(["train", "lenet5", "--epochs", "1", "--output", str(run)]) == 0
@@ -48,7 +48,7 @@ def test_one_png_with_every_stage(cli, run_dir, digit, tmp_path):
 
 def test_stage_helpers(run_dir):
     import blockbuilder
-    from blockbuilder.features import filter_images, first_conv, stages
+    from blockbuilder.serving.features import filter_images, first_conv, stages
 
     model = blockbuilder.load_model(str(run_dir / "model.keras"))
     assert [s.name for s in stages(model)] == ["conv1", "max_pool1", "conv2", "max_pool2"]

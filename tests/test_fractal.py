@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import blockbuilder
-from blockbuilder.blocks_extra import fractal_rows
-from blockbuilder.layers_extra import DropPathSampler, FractalJoin
+from blockbuilder.blocks.fractal import fractal_rows
+from blockbuilder.compiler.drop_path import DropPathSampler, FractalJoin
 
 SMALL_FRACTAL = """
 name: tiny_fractal

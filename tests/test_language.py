@@ -69,7 +69,7 @@ def test_params_equal_keras_count(write):
     summary = blockbuilder.summarize(arch)
     model = blockbuilder.build(arch)
     assert summary.params_total == model.count_params()
-    from blockbuilder.summary import estimate
+    from blockbuilder.report.summary import estimate
 
     assert estimate(arch)[0] == model.count_params()
     assert summary.params_non_trainable == 2 * (16 + 4 * 16 + 4 * 32 + 32)  # BN moving mean/variance
@@ -165,7 +165,7 @@ def test_resolve_prints_the_merged_document(write, cli):
 
 
 def test_expressions_cover_the_grammar():
-    from blockbuilder.expr import evaluate
+    from blockbuilder.language.expressions import evaluate
 
     scope = {"alpha": 48, "i": 3, "n": 54, "widths": [16, 32], "on": True}
     assert evaluate("round(16 + alpha * (i + 1) / n)", scope) == 20

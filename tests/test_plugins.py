@@ -19,7 +19,7 @@ def test_custom_python_block_builds_from_yaml(se_example):
     arch = blockbuilder.load(REPO / "examples" / "se_resnet_cifar.yaml")
     model = blockbuilder.build(arch)
     summary = blockbuilder.summarize(arch, model)
-    from blockbuilder.summary import estimate
+    from blockbuilder.report.summary import estimate
 
     assert summary.params_total == model.count_params() == estimate(arch)[0]
     assert summary.depth == 20

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blockbuilder.export import ExportError, export_model
-from blockbuilder.predict import as_probabilities, load_image, predict, print_predictions
+from blockbuilder.serving.export import ExportError, export_model
+from blockbuilder.serving.predict import as_probabilities, load_image, predict, print_predictions
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["cat", "dog", "bird"]
@@ -105,9 +105,9 @@ def test_logits_become_probabilities() -> None:
 def test_savedmodel_predict_needs_no_blockbuilder_layers(exported, images) -> None:
     script = (
         "import sys\n"
-        "from blockbuilder.predict import predict\n"
+        "from blockbuilder.serving.predict import predict\n"
         f"print(predict({str(exported['savedmodel'])!r}, [{str(images[0])!r}], top=1)[0].top[0][0])\n"
-        "assert 'blockbuilder.layers' not in sys.modules and 'blockbuilder.compile' not in sys.modules\n"
+        "assert 'blockbuilder.compiler.layers' not in sys.modules and 'blockbuilder.compiler.compile' not in sys.modules\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)

@@ -82,7 +82,7 @@ def test_best_model_reloads_and_scores_the_reported_test_accuracy(default_run):
     _, run_dir, _ = default_run
     code = f"""
 import json, keras, numpy as np
-from blockbuilder.data import load_splits, eval_batches
+from blockbuilder.training.data import load_splits, eval_batches
 model = keras.models.load_model({str(run_dir / 'model.keras')!r})
 test = load_splits('digits', (32, 32, 1), 10).test
 print(json.dumps(model.evaluate(eval_batches(test, 64), verbose=0, return_dict=True)))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from blockbuilder.train_spec import TrainSpec
+from blockbuilder.training.spec import TrainSpec
 
 
 def test_train_section_defaults_and_strictness():
@@ -39,19 +39,19 @@ def test_train_flags_import_neither_pydantic_nor_tensorflow_and_match_the_train_
     import sys
     import typing
 
-    code = ("import sys, blockbuilder.commands.train; "
+    code = ("import sys, blockbuilder.cli.train; "
             "print([m for m in ('pydantic', 'tensorflow', 'keras', 'jax') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "[]"
-    from blockbuilder.commands.train import PRECISIONS
+    from blockbuilder.cli.train import PRECISIONS
 
     assert PRECISIONS == typing.get_args(TrainSpec.model_fields["precision"].annotation)
 
 
 tf = pytest.importorskip("tensorflow")
 
-from blockbuilder import train as training  # noqa: E402
+from blockbuilder.training import loop as training  # noqa: E402
 
 
 @pytest.mark.parametrize(

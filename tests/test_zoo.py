@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 import blockbuilder
-from blockbuilder.resolve import zoo_dir
-from blockbuilder.summary import estimate
+from blockbuilder.language.resolve import zoo_dir
+from blockbuilder.report.summary import estimate
 
 ZOO = zoo_dir()
 FILES = sorted(p.stem for p in ZOO.glob("*.yaml"))

@@ -1,0 +1,32 @@
+"""CLI sub-commands.
+
+Each module here is one ``blockbuilder`` sub-command and exposes:
+
+* ``HELP`` -- a one-line description for ``blockbuilder --help``;
+* ``configure(parser)`` -- adds its arguments (must not import TensorFlow or Keras);
+* ``run(args) -> int`` -- does the work and returns the exit code (imports heavy modules inside).
+
+``blockbuilder.cli.main`` adds the shared options (``--set``, ``--debug``) and turns a ``SpecError`` into
+``FILE:LINE:COL: PATH: message`` with exit code 1.
+"""
+
+import argparse
+from types import ModuleType
+
+
+def all_commands() -> list[ModuleType]:
+    """The command modules, in the order ``--help`` lists them."""
+    from blockbuilder.cli import compare, draw, explore, export, features, predict, train
+
+    return [train, export, predict, draw, features, explore, compare]
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value

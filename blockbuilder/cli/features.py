@@ -1,0 +1,31 @@
+"""``blockbuilder features``: the feature maps of every stage for one image, and the first layer's filters."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "draw the feature maps of every stage for one image, and the learned first-layer filters (PNG)"
+TAKES_ARCH = False  # takes a trained run, not an architecture file
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the features arguments (imports nothing heavy)."""
+    parser.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run directory or a .keras file")
+    parser.add_argument("--image", required=True, metavar="IMAGE", help="the input image (PNG, JPEG, ...)")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write the PNG")
+    parser.add_argument("--maps", type=int, default=16, metavar="N",
+                        help="feature maps shown per stage, most active first (default 16)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the picture and say where it went; 1 on an unreadable model or image."""
+    from blockbuilder.errors import UsageError
+    from blockbuilder.serving.features import features
+
+    if not args.output.lower().endswith(".png"):
+        raise UsageError(f"--output must end in .png, got '{args.output}'")
+    if args.maps < 1:
+        raise UsageError(f"--maps must be a positive integer, got {args.maps}")
+    path, stages = features(args.model, args.image, args.output, maps=args.maps)
+    print(f"wrote {path} ({len(stages)} stages: {', '.join(stages)})")
+    return 0

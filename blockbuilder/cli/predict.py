@@ -1,0 +1,26 @@
+"""``blockbuilder predict``: the top-k classes of image files, from an export or a trained model."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "classify images with an exported model, a .keras file or a run directory"
+TAKES_ARCH = False  # takes a trained model, not an architecture file
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the predict arguments (imports nothing heavy)."""
+    parser.add_argument(
+        "model", metavar="EXPORT_OR_MODEL", help="a SavedModel directory, .keras/.onnx/.tflite file or run directory"
+    )
+    parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
+    parser.add_argument("--top", type=int, default=3, help="how many classes to show per image (default 3)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the top classes of each image; 1 on an unreadable model or image."""
+    from blockbuilder.serving.predict import predict, print_predictions
+
+    predictions = predict(args.model, args.images, top=args.top)
+    print_predictions(predictions)
+    return 0

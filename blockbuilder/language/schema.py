@@ -1,0 +1,80 @@
+"""A JSON Schema of the language, generated from the block registry (for editors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blockbuilder.blocks.registry import block_names, get_block
+
+EXPRESSION = {"type": "string", "pattern": r"^\$", "description": "a $name or ${expression}"}
+
+
+def _args_schema(name: str, defs: dict[str, Any]) -> dict[str, Any]:
+    block = get_block(name)
+    schema = block.Spec.model_json_schema(ref_template="#/$defs/{model}")
+    defs.update(schema.pop("$defs", {}))
+    properties = {key: {"anyOf": [value, EXPRESSION]} for key, value in schema.get("properties", {}).items()}
+    for field in block.block_fields:
+        properties[field] = {"anyOf": [{"$ref": "#/$defs/blocks"}, {"type": "string"},
+                                       {"type": "array", "items": {"$ref": "#/$defs/blocks"}}]}
+    args: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False,
+                            "description": (block.__doc__ or "").strip().splitlines()[0] if block.__doc__ else ""}
+    if schema.get("required"):
+        args["required"] = schema["required"]
+    options = [args, {"type": "null"}]
+    if block.scalar_key or block.block_fields:
+        options.append({"type": ["number", "string", "array"]})
+    return {"anyOf": options}
+
+
+def json_schema() -> dict[str, Any]:
+    """The schema of an architecture file; user-defined block names are allowed as extra keys."""
+    defs: dict[str, Any] = {}
+    blocks = {name: _args_schema(name, defs) for name in block_names()}
+    defs["block"] = {
+        "anyOf": [
+            {"type": "string", "description": "a block type without arguments, e.g. flatten"},
+            {"type": "object", "properties": {**blocks, "name": {"type": "string"}, "body": {}},
+             "minProperties": 1},
+        ]
+    }
+    defs["blocks"] = {"anyOf": [{"type": "array", "items": {"$ref": "#/$defs/block"}},
+                                {"$ref": "#/$defs/block"}]}
+    properties: dict[str, Any] = {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "extends": {"type": "string", "description": "a file (relative to this one) or a zoo name"},
+        "input": {"anyOf": [{"type": "array", "items": {"anyOf": [{"type": "integer", "minimum": 1},
+                                                                  EXPRESSION]},
+                             "minItems": 3, "maxItems": 3}, EXPRESSION]},
+        "input_name": {"type": "string"},
+        "classes": {"anyOf": [{"type": "integer", "minimum": 1}, EXPRESSION]},
+        "variables": {"type": "object"},
+        "defaults": {"type": "object", "properties": {n: {"type": "object"} for n in block_names()}},
+        "blocks": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["body"], "additionalProperties": False,
+            "properties": {"params": {"type": "object"}, "body": {"$ref": "#/$defs/blocks"},
+                           "doc": {"type": "string"}}}},
+        "network": {"type": "array", "items": {"$ref": "#/$defs/block"}},
+        "train": _train_schema(defs),
+        "meta": {"type": "object"},
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "blockbuilder architecture",
+        "type": "object",
+        "properties": properties,
+        "anyOf": [{"required": ["input", "network"]}, {"required": ["extends"]}],
+        "additionalProperties": False,
+        "$defs": defs,
+    }
+
+
+def _train_schema(defs: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from blockbuilder.training.spec import TrainSpec
+    except ImportError:  # pragma: no cover
+        return {"type": "object"}
+    schema = TrainSpec.model_json_schema(ref_template="#/$defs/{model}")
+    defs.update(schema.pop("$defs", {}))
+    return schema

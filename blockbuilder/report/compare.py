@@ -1,0 +1,213 @@
+"""Compare architectures: a table and a bubble chart of accuracy against MACs, bubble area by parameters.
+
+The chart follows Canziani, Paszke and Culurciello (2016), "An Analysis of Deep Neural Network Models
+for Practical Applications", figure 2. A zoo name contributes its computed parameters and MACs and the
+accuracy its YAML reports under ``meta:``; a run directory contributes the test accuracy it measured
+(``metrics.json``) and the figures of its ``resolved.yaml``. No model is built.
+
+Example:
+    >>> rows = compare_rows(["vgg16", "resnet50", "runs/lenet5"])
+    >>> chart(rows, "chart.png")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from blockbuilder.errors import SpecError, UsageError
+from blockbuilder.report.summary import human
+
+CHART_FORMATS = (".png", ".svg")
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One compared model.
+
+    Args:
+        name: The zoo name or the run directory's name.
+        params: Weights, computed from the specs.
+        macs: Multiply-accumulates of one forward pass.
+        depth: Weight layers on the longest path.
+        accuracy: Top-1 accuracy in percent, or ``None`` when unknown.
+        dataset: What the accuracy was measured on.
+        origin: ``zoo`` or the run directory.
+    """
+
+    name: str
+    params: int
+    macs: int
+    depth: int
+    accuracy: float | None
+    dataset: str | None
+    origin: str
+
+
+def compare_rows(sources: list[str]) -> list[Row]:
+    """One row per source: a run directory (holding ``metrics.json``) or an architecture name or file.
+
+    Raises:
+        UsageError: a source is neither a run directory nor an architecture.
+        SpecError: a run directory's ``metrics.json`` or ``resolved.yaml`` is malformed.
+    """
+    return [_run_row(Path(s)) if Path(s).is_dir() else _arch_row(s) for s in sources]
+
+
+def _arch_row(name: str) -> Row:
+    from blockbuilder.language.architecture import load
+    from blockbuilder.report.summary import estimate
+
+    arch = load(name)
+    params, macs = estimate(arch)
+    accuracy = arch.meta.get("accuracy")
+    return Row(arch.name, params, macs, arch.depth, float(accuracy) if accuracy is not None else None,
+               arch.meta.get("dataset"), "zoo" if Path(name).suffix != ".yaml" else name)
+
+
+def _run_row(run_dir: Path) -> Row:
+    from blockbuilder.language.architecture import load
+    from blockbuilder.report.summary import estimate
+
+    resolved, metrics_path = run_dir / "resolved.yaml", run_dir / "metrics.json"
+    if not resolved.is_file() or not metrics_path.is_file():
+        raise UsageError(f"{run_dir} is not a run directory (it needs resolved.yaml and metrics.json; "
+                         "'blockbuilder train' writes them)")
+    arch = load(resolved)
+    params, macs = estimate(arch)
+    metrics = _read_metrics(metrics_path)
+    accuracy = (metrics.get("test") or {}).get("accuracy")
+    accuracy = 100.0 * float(accuracy) if isinstance(accuracy, (int, float)) else None
+    return Row(run_dir.resolve().name, params, macs, arch.depth, accuracy, metrics.get("dataset"), str(run_dir))
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot read the metrics: {exc}", None, str(path)) from exc
+    if not isinstance(metrics, dict):
+        raise SpecError("metrics.json must hold a JSON object", None, str(path))
+    return metrics
+
+
+def table(rows: list[Row]) -> Any:
+    """A rich table: params, MACs, depth, accuracy and where each figure comes from."""
+    from rich.table import Table
+
+    out = Table(title="comparison", title_justify="left")
+    for column, justify in (("name", "left"), ("params", "right"), ("MACs", "right"), ("depth", "right"),
+                            ("accuracy", "right"), ("dataset", "left"), ("from", "left")):
+        out.add_column(column, justify=justify)
+    for row in rows:
+        accuracy = f"{row.accuracy:.2f} %" if row.accuracy is not None else "—"
+        out.add_row(row.name, f"{row.params:,}", human(row.macs), str(row.depth), accuracy,
+                    row.dataset or "—", row.origin)
+    return out
+
+
+def as_dicts(rows: list[Row]) -> list[dict[str, Any]]:
+    """The rows as plain dictionaries (for ``--json``)."""
+    return [asdict(row) for row in rows]
+
+
+# -- the bubble chart --------------------------------------------------------------------------------
+
+
+def chart(rows: list[Row], output: str | Path) -> Path:
+    """Write the accuracy-vs-MACs bubble chart (``.png`` or ``.svg``); rows without accuracy are listed below it.
+
+    Raises:
+        UsageError: the suffix is not ``.png`` or ``.svg``, or no row has an accuracy to plot.
+    """
+    path = Path(output)
+    if path.suffix.lower() not in CHART_FORMATS:
+        raise UsageError(f"cannot tell the chart format of '{path}': use a name ending in .png or .svg")
+    plotted = [row for row in rows if row.accuracy is not None]
+    if not plotted:
+        raise UsageError("none of these has an accuracy to plot (zoo 'meta: accuracy' or a run's metrics.json)")
+    fig = _figure(plotted, [row.name for row in rows if row.accuracy is None])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, facecolor="white", metadata={"Date": None} if path.suffix == ".svg" else {})
+    return path
+
+
+def _bubble_area(params: int) -> float:
+    """Marker area in points² for a parameter count (area proportional to parameters)."""
+    return 30 + 1400 * params / 150e6
+
+
+def _figure(rows: list[Row], missing: list[str]) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 5.6))
+    ax = fig.add_axes((0.08, 0.13, 0.72, 0.8))
+    datasets = sorted({row.dataset or "unknown" for row in rows})
+    for index, row in enumerate(rows):
+        colour = PALETTE[index % len(PALETTE)]
+        ax.scatter([row.macs / 1e9], [row.accuracy], s=_bubble_area(row.params), color=colour, alpha=0.5,
+                   edgecolors=colour, linewidths=1.2, zorder=3)
+        ax.scatter([row.macs / 1e9], [row.accuracy], s=6, color="#222222", zorder=4)
+    _axes(ax, rows, datasets)
+    _labels(ax, rows)
+    _size_legend(ax, rows)
+    if missing:
+        fig.text(0.08, 0.02, "no accuracy to plot: " + ", ".join(missing), fontsize=8, color="#777777")
+    return fig
+
+
+def _labels(ax: Any, rows: list[Row]) -> None:
+    """Name each bubble to its right, moving a label down while it would cover one already placed."""
+    placed: list[tuple[float, float, float, float]] = []
+    scale = ax.figure.dpi / 72
+    for row in sorted(rows, key=lambda r: (-r.accuracy, r.macs)):
+        x, y = ax.transData.transform((row.macs / 1e9, row.accuracy))
+        dx = (math.sqrt(_bubble_area(row.params)) / 2 + 3) * scale
+        width, height = 9 * 0.6 * len(row.name) * scale, 11 * scale
+        dy = 0.0
+        while any(_overlap((x + dx, y + dy - height / 2, width, height), box) for box in placed):
+            dy -= height
+        placed.append((x + dx, y + dy - height / 2, width, height))
+        ax.annotate(row.name, (row.macs / 1e9, row.accuracy), xytext=(dx / scale, dy / scale),
+                    textcoords="offset points", fontsize=9, va="center", color="#222222", zorder=5,
+                    arrowprops={"arrowstyle": "-", "color": "#aaaaaa", "lw": 0.6} if dy else None)
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def _axes(ax: Any, rows: list[Row], datasets: list[str]) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    macs = [row.macs / 1e9 for row in rows]
+    accuracy = [row.accuracy for row in rows]
+    ax.set_xscale("log")
+    low, high = min(macs), max(macs)
+    ax.set_xlim(low / 2.2, high * 2.2)
+    spread = max(max(accuracy) - min(accuracy), 4.0)
+    ax.set_ylim(min(accuracy) - 0.35 * spread, min(max(accuracy) + 0.35 * spread, 101.0))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.set_xlabel("multiply-accumulates per image [G] (log scale)")
+    ax.set_ylabel("top-1 accuracy [%]")
+    ax.set_title(f"accuracy vs operations, bubble area ∝ parameters ({', '.join(datasets)})", fontsize=10,
+                 loc="left")
+    ax.grid(True, which="major", color="#dddddd", zorder=0)
+    ax.grid(True, which="minor", color="#f0f0f0", zorder=0)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _size_legend(ax: Any, rows: list[Row]) -> None:
+    largest = max(row.params for row in rows)
+    step = 10 ** math.floor(math.log10(max(largest, 1)))
+    sizes = sorted({max(step // 10, 1), step, (largest // step) * step})
+    handles = [ax.scatter([], [], s=_bubble_area(size), color="#bbbbbb", alpha=0.6, edgecolors="#888888")
+               for size in sizes]
+    ax.legend(handles, [f"{human(size)} params" for size in sizes], loc="center left", frameon=False,
+              bbox_to_anchor=(1.02, 0.5), labelspacing=2.2, borderpad=1.0, fontsize=8, scatterpoints=1,
+              title="bubble area", title_fontsize=8)

@@ -1,0 +1,204 @@
+"""What a network is: depth, parameters, multiply-accumulates and the hierarchy of blocks.
+
+Parameters and MACs are read off the built Keras model (each layer belongs to the block whose
+path prefixes its name), so totals equal ``model.count_params()``; depth follows the rule in the
+README (weight layers on the longest input-to-output path).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from blockbuilder.language.architecture import Architecture, block_depth
+from blockbuilder.blocks.registry import Node, get_block
+
+
+@dataclass
+class BlockSummary:
+    """One node of the block tree with its figures."""
+
+    name: str
+    type: str
+    output_shape: list[int]
+    params: int
+    macs: int
+    depth: int
+    receptive_field: int | None = None
+    children: list[BlockSummary] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "output_shape": self.output_shape,
+                "params": self.params, "macs": self.macs, "depth": self.depth,
+                "receptive_field": self.receptive_field,
+                "children": [c.to_dict() for c in self.children]}
+
+
+@dataclass
+class Summary:
+    """Totals and the block tree of one model."""
+
+    name: str
+    input_shape: list[int]
+    output_shape: list[int]
+    params_total: int
+    params_trainable: int
+    params_non_trainable: int
+    macs: int
+    depth: int
+    blocks: list[BlockSummary]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` object (schema in the README)."""
+        return {
+            "name": self.name,
+            "input_shape": self.input_shape,
+            "output_shape": self.output_shape,
+            "params": {"total": self.params_total, "trainable": self.params_trainable,
+                       "non_trainable": self.params_non_trainable},
+            "macs": self.macs,
+            "depth": self.depth,
+            "blocks": [b.to_dict() for b in self.blocks],
+        }
+
+
+def layer_macs(layer: Any) -> int:
+    """Multiply-accumulates of one Keras layer: output positions x kernel size (conv, dense)."""
+    custom = getattr(layer, "macs", None)
+    if callable(custom):
+        return int(custom())
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None or not hasattr(kernel, "shape"):
+        return 0
+    positions = math.prod(int(d) for d in layer.output.shape[1:-1])
+    return positions * math.prod(int(d) for d in kernel.shape)
+
+
+def owner(layer_name: str, paths: set[str]) -> str:
+    """The block path a layer belongs to: its longest dotted prefix that is a block."""
+    name = layer_name
+    while name and name not in paths:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def summarize(architecture: Architecture, model: Any) -> Summary:
+    """Figures for an architecture and the model built from it."""
+    nodes = _index(architecture.root)
+    own_params: dict[str, int] = {}
+    own_macs: dict[str, int] = {}
+    for layer in model.layers:
+        path = owner(layer.name, set(nodes))
+        own_params[path] = own_params.get(path, 0) + layer.count_params()
+        own_macs[path] = own_macs.get(path, 0) + layer_macs(layer)
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    total = model.count_params()
+    fields = receptive_fields(architecture.root)
+    blocks = [_block(child, own_params, own_macs, fields) for child in architecture.root.all_children()]
+    return Summary(
+        name=architecture.name,
+        input_shape=list(architecture.input_shape),
+        output_shape=list(architecture.output_shape),
+        params_total=total,
+        params_trainable=int(trainable),
+        params_non_trainable=int(total - trainable),
+        macs=sum(own_macs.values()),
+        depth=architecture.depth,
+        blocks=blocks,
+    )
+
+
+def estimate(architecture: Architecture) -> tuple[int, int]:
+    """Parameters and MACs computed from the specs alone, without building (``validate``, ``zoo``)."""
+    params = macs = 0
+    for node in _index(architecture.root).values():
+        block = get_block(node.type)
+        params += block.params(node)
+        macs += block.macs(node)
+    return params, macs
+
+
+def _index(root: Node) -> dict[str, Node]:
+    found = {root.path: root}
+    for child in root.all_children():
+        found.update(_index(child))
+    return found
+
+
+def receptive_fields(root: Node) -> dict[str, int | None]:
+    """Receptive field (input pixels one output value sees) after every block; ``None`` where undefined."""
+    found: dict[str, int | None] = {}
+
+    def chain(nodes: list[Node], field: Any) -> Any:
+        for node in nodes:
+            field = get_block(node.type).receptive_field(node, field, chain)
+            found[node.path] = field[0] if field else None
+        return field
+
+    chain(root.children.get("body", []), (1, 1))
+    return found
+
+
+def _block(node: Node, own_params: dict[str, int], own_macs: dict[str, int],
+           fields: dict[str, int | None]) -> BlockSummary:
+    children = [_block(child, own_params, own_macs, fields) for child in node.all_children()]
+    return BlockSummary(
+        name=node.path,
+        type=node.label if node.label == node.type else f"{node.label} ({node.type})",
+        output_shape=list(node.output_shape),
+        params=own_params.get(node.path, 0) + sum(c.params for c in children),
+        macs=own_macs.get(node.path, 0) + sum(c.macs for c in children),
+        depth=block_depth(node),
+        receptive_field=fields.get(node.path),
+        children=children,
+    )
+
+
+def human(number: float) -> str:
+    """``25636712`` -> ``25.64 M``."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(number) >= size:
+            return f"{number / size:.2f} {unit}"
+    return str(int(number))
+
+
+def render(summary: Summary, max_depth: int | None = None) -> Any:
+    """A rich renderable: the block tree as a table, then the totals."""
+    from rich.console import Group
+    from rich.table import Table
+
+    table = Table(title=f"{summary.name}: input {summary.input_shape}", title_justify="left")
+    for column, justify in (("block", "left"), ("type", "left"), ("output", "left"),
+                            ("params", "right"), ("MACs", "right"), ("depth", "right"), ("RF", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)
+
+    def add(block: BlockSummary, prefix: str, last: bool, level: int) -> None:
+        branch = "" if level == 0 else ("└─ " if last else "├─ ")
+        folded = max_depth is not None and level + 1 >= max_depth and block.children
+        name = block.name.rpartition(".")[2] + (f" (+{_count(block)} blocks)" if folded else "")
+        table.add_row(prefix + branch + name, block.type, str(block.output_shape),
+                      f"{block.params:,}", human(block.macs), str(block.depth),
+                      "—" if block.receptive_field is None else str(block.receptive_field))
+        if folded:
+            return
+        inner = prefix + ("" if level == 0 else ("   " if last else "│  "))
+        for index, child in enumerate(block.children):
+            add(child, inner, index == len(block.children) - 1, level + 1)
+
+    for block in summary.blocks:
+        add(block, "", True, 0)
+    totals = Table.grid(padding=(0, 2))
+    totals.add_column(justify="left")
+    totals.add_column(justify="right")
+    totals.add_row("Total params", f"{summary.params_total:,}")
+    totals.add_row("Trainable params", f"{summary.params_trainable:,}")
+    totals.add_row("Non-trainable params", f"{summary.params_non_trainable:,}")
+    totals.add_row("MACs", f"{summary.macs:,} ({human(summary.macs)})")
+    totals.add_row("Depth (weight layers)", str(summary.depth))
+    totals.add_row("Output", str(summary.output_shape))
+    return Group(table, totals)
+
+
+def _count(block: BlockSummary) -> int:
+    return sum(1 + _count(child) for child in block.children)

@@ -1,0 +1,190 @@
+"""The ``train:`` section of an architecture file.
+
+This module imports only pydantic and the standard library, so the validator can check a ``train:``
+section without TensorFlow or Keras. The ``train`` command-line flags live in
+:mod:`blockbuilder.cli.train`, which does not import pydantic, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    model_serializer,
+    model_validator,
+)
+
+__all__ = [
+    "AugmentationSpec",
+    "EarlyStoppingSpec",
+    "OptimizerSpec",
+    "PRECISIONS",
+    "ScheduleSpec",
+    "TrainSpec",
+]
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16", "bfloat16")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OptimizerSpec(_Strict):
+    """The optimizer: ``{name: sgd, learning_rate: 0.1, momentum: 0.9, nesterov: true}``.
+
+    ``weight_decay`` is decoupled (AdamW style) for every optimizer; ``clipnorm`` clips each
+    gradient's norm.
+    """
+
+    name: Literal["adam", "adamw", "sgd", "rmsprop", "nadam"] = "adam"
+    learning_rate: PositiveFloat = 1e-3
+    momentum: NonNegativeFloat = 0.9
+    nesterov: bool = False
+    weight_decay: NonNegativeFloat = 0.0
+    beta_1: PositiveFloat = 0.9
+    beta_2: PositiveFloat = 0.999
+    epsilon: PositiveFloat = 1e-7
+    clipnorm: Optional[PositiveFloat] = None
+
+
+class ScheduleSpec(_Strict):
+    """The learning-rate schedule, with epochs as its unit of time.
+
+    * ``constant``: the optimizer's learning rate throughout;
+    * ``piecewise``: multiply the rate by ``factors[i]`` from epoch ``boundaries[i]`` on;
+    * ``cosine``: cosine decay from the rate to ``alpha`` times the rate at the last epoch.
+
+    ``warmup_epochs`` ramps the rate linearly from 0 first (fractions of an epoch allowed).
+    """
+
+    type: Literal["constant", "piecewise", "cosine"] = "constant"
+    warmup_epochs: NonNegativeFloat = 0.0
+    boundaries: list[PositiveFloat] = Field(default_factory=list)
+    factors: list[NonNegativeFloat] = Field(default_factory=list)
+    alpha: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _check_piecewise(self) -> ScheduleSpec:
+        if len(self.boundaries) != len(self.factors):
+            raise ValueError(
+                f"boundaries and factors must have the same length, got {len(self.boundaries)} "
+                f"boundaries and {len(self.factors)} factors"
+            )
+        if self.boundaries != sorted(self.boundaries):
+            raise ValueError(f"boundaries must increase, got {self.boundaries}")
+        if self.type == "piecewise" and not self.boundaries:
+            raise ValueError("a piecewise schedule needs boundaries (epochs) and factors")
+        return self
+
+
+class RandomCropSpec(_Strict):
+    """Pad by ``padding`` pixels on each side, then crop back to the input size at random."""
+
+    padding: PositiveInt = 4
+
+
+class FlipSpec(_Strict):
+    """Random flips."""
+
+    mode: Literal["horizontal", "vertical", "horizontal_and_vertical"] = "horizontal"
+
+
+class FactorSpec(_Strict):
+    """A random transform whose strength is ``factor`` (a fraction of size, turn or contrast)."""
+
+    factor: PositiveFloat = 0.1
+
+
+class AugmentationSpec(_Strict):
+    """One augmentation step: exactly one key, e.g. ``{random_crop: {padding: 4}}`` or ``flip``."""
+
+    random_crop: Optional[RandomCropSpec] = None
+    flip: Optional[FlipSpec] = None
+    translation: Optional[FactorSpec] = None
+    rotation: Optional[FactorSpec] = None
+    zoom: Optional[FactorSpec] = None
+    contrast: Optional[FactorSpec] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {value: {}}
+        if isinstance(value, dict):
+            return {key: ({} if options is None else options) for key, options in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AugmentationSpec:
+        if len(self.model_fields_set) != 1:
+            names = ", ".join(type(self).model_fields)
+            raise ValueError(f"each augmentation step has exactly one of: {names}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump_one_key(self, handler: Any) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if key == self.kind}
+
+    @property
+    def kind(self) -> str:
+        """The step's name, e.g. ``"random_crop"``."""
+        return next(iter(self.model_fields_set))
+
+    @property
+    def options(self) -> BaseModel:
+        """The step's options."""
+        return getattr(self, self.kind)
+
+
+class EarlyStoppingSpec(_Strict):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+
+    monitor: str = "val_loss"
+    patience: PositiveInt = 5
+    min_delta: NonNegativeFloat = 0.0
+
+
+class TrainSpec(_Strict):
+    """The ``train:`` section. Every key has a default that trains ``lenet5`` on digits well.
+
+    ``dataset`` is ``digits`` (embedded), ``tfds:NAME[:SPLIT]``, ``folder:PATH`` or ``npz:PATH``.
+    ``validation_split`` is the fraction of the training data held out for validation when the data
+    set has no validation split of its own. The default augmentation, a random translation by up
+    to 10 % of the image size, helps on every data set tried; ``augmentation: []`` turns it off.
+    """
+
+    dataset: str = "digits"
+    epochs: PositiveInt = 20
+    batch_size: PositiveInt = 32
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    loss: Literal["sparse_categorical_crossentropy"] = "sparse_categorical_crossentropy"
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    metrics: list[Literal["accuracy", "top5_accuracy"]] = Field(default_factory=lambda: ["accuracy"])
+    augmentation: list[AugmentationSpec] = Field(
+        default_factory=lambda: [AugmentationSpec(translation=FactorSpec(factor=0.1))]
+    )
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16", "bfloat16"] = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    validation_split: float = Field(default=0.1, gt=0.0, lt=1.0)
+    early_stopping: Optional[EarlyStoppingSpec] = None
+    shuffle_buffer: PositiveInt = 10000
+    cache: bool = True
+
+    @model_validator(mode="after")
+    def _check_dataset(self) -> TrainSpec:
+        kind, _, rest = self.dataset.partition(":")
+        if self.dataset != "digits" and (kind not in ("tfds", "folder", "npz") or not rest):
+            raise ValueError(
+                f"dataset must be 'digits', 'tfds:NAME[:SPLIT]', 'folder:PATH' or 'npz:PATH', "
+                f"got {self.dataset!r}"
+            )
+        return self
