@@ -1,10 +1,17 @@
-"""The one error type a user sees for a bad architecture file."""
+"""blockbuilder's errors: one root, a few kinds; the CLI maps each kind to an exit code.
+
+``SpecError`` (a bad architecture file) and ``CommandError`` (work that could not be done: an unreadable
+image, an unwritable path, a data set that does not fit) exit with 1; ``UsageError`` (bad command-line
+usage: an unknown zoo name, a malformed ``--set``) exits with 2. The library raises only these.
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+MAX_SHOWN = 60
 
 
 @dataclass(frozen=True)
@@ -19,7 +26,11 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
 
 
-class SpecError(Exception):
+class BlockbuilderError(Exception):
+    """The root of every error blockbuilder raises on purpose."""
+
+
+class SpecError(BlockbuilderError):
     """A problem in an architecture file, printed as ``FILE:LINE:COL: PATH: message``.
 
     Args:
@@ -42,18 +53,32 @@ class SpecError(Exception):
         return ": ".join(parts)
 
 
-class CommandError(Exception):
+class CommandError(BlockbuilderError):
     """A command could not do its work (an unreadable model or image, an unwritable path): exit code 1.
 
     The CLI prints it as ``blockbuilder COMMAND: error: message``, without a traceback.
     """
 
 
-class UsageError(Exception):
+class DataError(CommandError):
+    """A data set that cannot be used for training (missing, unreadable, the wrong shape)."""
+
+
+class ImageError(CommandError):
+    """An image that cannot be read or is too large; the message names the file."""
+
+
+class UsageError(BlockbuilderError):
     """Bad command-line usage (exit code 2): an unknown zoo name, a malformed ``--set``."""
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
+def did_you_mean(word: object, choices: Iterable[object]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""`` when none is close."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(word)[:100], [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def shown(value: object, limit: int = MAX_SHOWN) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so a huge bad value never floods an error line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

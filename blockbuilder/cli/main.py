@@ -40,7 +40,8 @@ def import_keras_quietly() -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from blockbuilder.report.summary import estimate, human
+    from blockbuilder.report.summary import estimate
+    from blockbuilder.text import human
 
     arch = args.architecture
     params, macs = estimate(arch)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from blockbuilder.errors import SpecError, UsageError
-from blockbuilder.report.summary import human
+from blockbuilder.text import human
 
 CHART_FORMATS = (".png", ".svg")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blockbuilder.errors import CommandError
+from blockbuilder.text import human
 from blockbuilder.blocks.registry import Node, get_block
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,13 +75,6 @@ def total_macs(node: Node) -> int:
     """Multiply-accumulates of a block and everything inside it, from shapes alone."""
     return sum(get_block(n.type).macs(n) for n in subtree(node))
 
-
-def human(number: float) -> str:
-    """``25636712`` -> ``25.6M`` (short, for a box)."""
-    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(number) >= size:
-            return f"{number / size:.3g}{unit}"
-    return str(int(number))
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -363,7 +357,7 @@ def _same_unit(a: Node, b: Node) -> bool:
 
 
 def _frame(node: Node, items: list[Item]) -> Stack:
-    subtitle = f"{describe(node)} · {shape_text(node.output_shape)} · {human(total_params(node))} params"
+    subtitle = f"{describe(node)} · {shape_text(node.output_shape)} · {human(total_params(node), compact=True)} params"
     return Stack(items=items, title=title_of(node), subtitle=subtitle, fill=FRAME.get(node.type, "#fafafa"))
 
 
@@ -439,7 +433,7 @@ def _box_text(ax: Any, x: float, y: float, node: Node | None, count: int) -> Non
     if node is None:
         return
     params = total_params(node)
-    each = f"{count} × {human(params)}" if count > 1 else human(params)
+    each = f"{count} × {human(params, compact=True)}" if count > 1 else human(params, compact=True)
     lines = [(title_of(node), "bold", FONT, "#111111"), (describe(node), "normal", FONT - 0.5, "#444444"),
              (f"{shape_text(node.output_shape)}  ·  {each} params", "normal", FONT - 0.5, "#444444")]
     for index, (text, weight, size, colour) in enumerate(lines):
@@ -510,7 +504,7 @@ def _header(ax: Any, arch: Architecture, margin: float, depth: int | None) -> No
     params, macs = total_params(arch.root), total_macs(arch.root)
     folded = f" · blocks opened to depth {depth}" if depth else ""
     ax.text(margin, 0.25, arch.name, fontsize=13, fontweight="bold", va="center", ha="left", color="#111111")
-    ax.text(margin, 0.52, f"depth {arch.depth} · {human(params)} params · {human(macs)} MACs{folded}",
+    ax.text(margin, 0.52, f"depth {arch.depth} · {human(params, compact=True)} params · {human(macs, compact=True)} MACs{folded}",
             fontsize=FONT + 0.5, va="center", ha="left", color="#555555")
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blockbuilder.language.architecture import Architecture, block_depth
+from blockbuilder.text import human
 from blockbuilder.blocks.registry import Node, get_block
 
 
@@ -154,13 +155,6 @@ def _block(node: Node, own_params: dict[str, int], own_macs: dict[str, int],
         children=children,
     )
 
-
-def human(number: float) -> str:
-    """``25636712`` -> ``25.64 M``."""
-    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(number) >= size:
-            return f"{number / size:.2f} {unit}"
-    return str(int(number))
 
 
 def render(summary: Summary, max_depth: int | None = None) -> Any:

@@ -6,7 +6,8 @@ from typing import Any
 
 from blockbuilder.language.architecture import load
 from blockbuilder.language.resolve import zoo_names
-from blockbuilder.report.summary import estimate, human
+from blockbuilder.report.summary import estimate
+from blockbuilder.text import human
 
 
 def zoo_rows() -> list[dict[str, Any]]:
