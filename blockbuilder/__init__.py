@@ -11,28 +11,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from blockbuilder.errors import SpecError, UsageError
+from blockbuilder.errors import BlockbuilderError, CommandError, DataError, ImageError, SpecError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
+    from blockbuilder.blocks import Block, BlockSpec, Node, Shape, Site, register_block
     from blockbuilder.language.architecture import Architecture, load, loads
-    from blockbuilder.blocks.registry import Block, BlockSpec, Node, register_block
+    from blockbuilder.language.budgets import Limits
     from blockbuilder.report.summary import Summary
 
 # Imported on first use, so that ``blockbuilder --help`` does not pay for pydantic and the registry.
 _LAZY = {
-    "Architecture": "architecture", "load": "architecture", "loads": "architecture",
-    "Block": "registry", "BlockSpec": "registry", "Node": "registry", "register_block": "registry",
+    "Architecture": "blockbuilder.language.architecture", "load": "blockbuilder.language.architecture",
+    "loads": "blockbuilder.language.architecture", "Limits": "blockbuilder.language.budgets",
+    "Block": "blockbuilder.blocks", "BlockSpec": "blockbuilder.blocks", "Node": "blockbuilder.blocks",
+    "Shape": "blockbuilder.blocks", "Site": "blockbuilder.blocks", "register_block": "blockbuilder.blocks",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from blockbuilder.blocks import registry
-        from blockbuilder.language import architecture
+        from blockbuilder import blocks
+        from blockbuilder.language import architecture, budgets
 
-        return getattr({"architecture": architecture, "registry": registry}[_LAZY[name]], name)
+        modules = {"blockbuilder.blocks": blocks, "blockbuilder.language.architecture": architecture,
+                   "blockbuilder.language.budgets": budgets}
+        return getattr(modules[_LAZY[name]], name)
     raise AttributeError(f"module 'blockbuilder' has no attribute {name!r}")
 
 __version__ = "0.1.0"
@@ -41,7 +46,14 @@ __all__ = [
     "Architecture",
     "Block",
     "BlockSpec",
+    "BlockbuilderError",
+    "CommandError",
+    "DataError",
+    "ImageError",
+    "Limits",
     "Node",
+    "Shape",
+    "Site",
     "SpecError",
     "UsageError",
     "__version__",

@@ -1,72 +1,73 @@
-"""The block registry: a block type is a class registered under a name, never an if/elif.
+"""The block registry: a block type is one class in one module, registered under a name.
 
-A block type couples a typed spec (a pydantic model with unknown keys forbidden) with three rules:
-how its output shape follows from its input shape (checked before any Keras call), how deep it is
-(weight layers on its longest path) and how it is built from ``keras.layers``.
+A block type couples a typed spec (a pydantic model: unknown keys forbidden, strict scalars) with
+its rules, all in one class:
 
-Plugins register their own types with :func:`register_block`; YAML files can only *name* types
-that some Python code registered on purpose.
+* ``infer`` -- the output shape for an input shape (pure; leaves only), checked before any Keras call;
+* ``expand`` -- for combinators: how the block's fields become child nodes (see :mod:`blockbuilder.language.expand`);
+* ``params`` / ``macs`` / ``depth`` / ``receptive_field`` -- the figures of the summary, from shapes;
+* ``build`` -- the Keras layers, named under the node's path;
+* ``describe`` / ``colour`` -- what the diagram shows.
+
+This module is a leaf: it imports nothing else of blockbuilder but the errors, so block modules can
+import it without a cycle. Plugins register their own types with :func:`register_block`; YAML files
+can only *name* types that some Python code registered on purpose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from blockbuilder.errors import Location, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
     from blockbuilder.compiler.compile import BuildContext
-    from blockbuilder.language.expand import Expander
+    from blockbuilder.language.expand import Expansion
 
 Shape = tuple[int, ...]
 Field = tuple[int, int] | None
+Children = Mapping[str, tuple["Node[Any]", ...]]
 
 
 class BlockSpec(BaseModel):
-    """Base of every block's typed arguments: unknown keys are errors, values are checked."""
+    """Base of every block's typed arguments.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
-
-
-@dataclass
-class Node:
-    """One block instance in the expanded network: the hierarchy the summary and diagrams show.
-
-    Attributes:
-        type: The registered block type that builds it (``conv``, ``residual`` ...).
-        label: What the user called it: a user-defined block's name, else ``type``.
-        path: Hierarchical name, also the prefix of every Keras layer it creates
-            (``stage3.bottleneck2.conv1``).
-        spec: The validated arguments.
-        children: Sub-blocks per field (``{"body": [...], "shortcut": [...]}``).
-        loc: Where the block was written.
-        doc_path: Where in the document (``network[3].residual.body[1]``).
-        input_shape / output_shape: Inferred before any Keras call.
-        params_estimate: Weights of this block alone (not children), from shapes.
+    Unknown keys are errors; scalars are strict (a boolean is never a number, a string never a
+    number); YAML lists arrive as tuples (``kernel: [3, 1]``).
     """
 
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists_as_tuples(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: _tuples(value) for key, value in data.items()}
+        return data
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+S = TypeVar("S", bound=BlockSpec)
+S_co = TypeVar("S_co", bound=BlockSpec, covariant=True)
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a block was written: enough to report an error at it before its node exists."""
+
     type: str
-    label: str
-    path: str
-    spec: BlockSpec
     loc: Location | None
     doc_path: str
-    children: dict[str, list[Node]] = field(default_factory=dict)
-    input_shape: Shape = ()
-    output_shape: Shape = ()
-    params_estimate: int = 0
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def name(self) -> str:
-        return self.path.rsplit(".", 1)[-1]
-
-    def all_children(self) -> list[Node]:
-        return [child for group in self.children.values() for child in group]
 
     def error(self, message: str, key: str | None = None) -> SpecError:
         """A ``SpecError`` located at this block (``key`` names the offending argument)."""
@@ -74,7 +75,75 @@ class Node:
         return SpecError(message, self.loc, path)
 
 
-class Block:
+@dataclass(frozen=True)
+class Node(Generic[S_co]):
+    """One block instance in the expanded network; frozen once expansion made it.
+
+    Attributes:
+        type: The registered block type that builds it (``conv``, ``residual`` ...).
+        label: What the user called it: a user-defined block's name, else ``type``.
+        path: Hierarchical name, also the prefix of every Keras layer it creates
+            (``stage3.bottleneck2.conv1``).
+        spec: The validated arguments, exactly as written (never rewritten).
+        site: Where the block was written.
+        input_shape / output_shape: Inferred before any Keras call.
+        children: Sub-blocks per field (``{"body": (...), "shortcut": (...)}``).
+    """
+
+    type: str
+    label: str
+    path: str
+    spec: S_co
+    site: Site
+    input_shape: Shape
+    output_shape: Shape
+    children: Children = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit(".", 1)[-1]
+
+    @property
+    def loc(self) -> Location | None:
+        return self.site.loc
+
+    @property
+    def doc_path(self) -> str:
+        return self.site.doc_path
+
+    @property
+    def block(self) -> Block[Any]:
+        """The block type of this node."""
+        found = get_block(self.type)
+        assert found is not None, self.type
+        return found
+
+    def group(self, field_name: str) -> tuple[Node[Any], ...]:
+        """The children in one field (empty when the field has none)."""
+        return self.children.get(field_name, ())
+
+    def all_children(self) -> list[Node[Any]]:
+        return [child for group in self.children.values() for child in group]
+
+    def walk(self) -> list[Node[Any]]:
+        """This node and every node under it, depth first (iterative: deep trees are fine)."""
+        found: list[Node[Any]] = []
+        stack: list[Node[Any]] = [self]
+        while stack:
+            node = stack.pop()
+            found.append(node)
+            stack.extend(reversed(node.all_children()))
+        return found
+
+    def error(self, message: str, key: str | None = None) -> SpecError:
+        return self.site.error(message, key)
+
+
+DepthOf = Callable[[tuple[Node[Any], ...]], int]
+Chain = Callable[[tuple[Node[Any], ...], Field], Field]
+
+
+class Block(Generic[S]):
     """Base class of a block type; subclasses are registered with :func:`register_block`.
 
     Class attributes:
@@ -82,6 +151,8 @@ class Block:
         block_fields: Arguments that hold lists of blocks (expanded into ``Node.children``).
         scalar_key: The argument a scalar value stands for (``dropout: 0.5`` -> ``rate``).
         counts_depth: Whether the block is one weight layer for the depth rule.
+        colour: The diagram's fill colour class (``conv``, ``dense``, ``pool``, ``regularise``,
+            ``plain``, ``combinator`` ...; see ``blockbuilder.report.draw.COLOURS``).
     """
 
     type: ClassVar[str] = ""
@@ -89,33 +160,65 @@ class Block:
     block_fields: ClassVar[tuple[str, ...]] = ()
     scalar_key: ClassVar[str | None] = None
     counts_depth: ClassVar[bool] = False
+    colour: ClassVar[str] = "plain"
 
-    def infer(self, node: Node, shape: Shape, ex: Expander) -> Shape:
-        """Return the output shape for input ``shape``; raise ``node.error(...)`` when it cannot work.
+    # -- the document: shorthands ---------------------------------------------------------------
 
-        Combinators expand their block fields here (``ex.expand_field``), since what a child
-        becomes can depend on the shape that reaches it.
+    def holds_blocks(self, key: str, value: Any) -> bool:
+        """Whether argument ``key`` holds blocks (expanded later, in their own scope) rather than a value."""
+        return key in self.block_fields
+
+    def normalize(self, args: dict[str, Any], fields: dict[str, Any],
+                  site: Site) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Rewrite shorthands into the full form, before the spec is validated.
+
+        ``args`` are the evaluated arguments, ``fields`` the block lists as written. For example a
+        residual's ``after: relu`` becomes ``after: [activation: relu]``. The default keeps both.
         """
+        return args, fields
+
+    # -- shapes ---------------------------------------------------------------------------------
+
+    def infer(self, spec: S, shape: Shape, site: Site) -> Shape:
+        """The output shape for input ``shape`` (leaves); raise ``site.error(...)`` when it cannot work."""
         return shape
 
-    def depth(self, node: Node, child_depth: Callable[[list[Node]], int]) -> int:
-        """Weight layers on the longest path through the block."""
-        own = 1 if self.counts_depth else 0
-        return own + sum(child_depth(group) for group in node.children.values())
+    def expand(self, spec: S, fields: Mapping[str, Any], shape: Shape, ex: Expansion) -> tuple[Children, Shape]:
+        """Combinators: expand the block fields into children; return them and the output shape.
 
-    def build(self, node: Node, x: Any, ctx: BuildContext) -> Any:
-        """Create the block's Keras layers (named under ``node.path``) and apply them to ``x``."""
-        raise NotImplementedError(f"block type '{self.type}' cannot be built")
+        ``fields`` holds the written (unexpanded) blocks per field. ``ex`` expands a list of blocks
+        (``ex.chain``) or a block the combinator adds itself (``ex.child``). Leaves have no fields:
+        the default returns no children and ``infer``'s shape.
+        """
+        return {}, self.infer(spec, shape, ex.site)
 
-    def params(self, node: Node) -> int:
+    def layer_names(self, spec: S) -> tuple[str, ...]:
+        """Names of Keras layers the block creates directly under its own path (``add`` ...).
+
+        Child blocks may not take these names.
+        """
+        return ()
+
+    # -- figures --------------------------------------------------------------------------------
+
+    def params(self, node: Node[S]) -> int:
         """Weights created by this block itself (children excluded), computed from shapes."""
         return 0
 
-    def macs(self, node: Node) -> int:
+    def macs(self, node: Node[S]) -> int:
         """Multiply-accumulates of this block itself (children excluded), computed from shapes."""
         return 0
 
-    def receptive_field(self, node: Node, field: Field, chain: Callable[[list[Node], Field], Field]) -> Field:
+    def activations(self, node: Node[S]) -> int:
+        """Values this block itself keeps per image (its output), for the activation-memory budget."""
+        return math.prod(node.output_shape) if not node.children else 0
+
+    def depth(self, node: Node[S], depth_of: DepthOf) -> int:
+        """Weight layers on the longest path through the block (children chained field after field)."""
+        own = 1 if self.counts_depth else 0
+        return own + sum(depth_of(group) for group in node.children.values())
+
+    def receptive_field(self, node: Node[S], field: Field, chain: Chain) -> Field:
         """``(size, jump)`` in input pixels after this block, given ``field`` before it.
 
         ``None`` where the idea stops applying (after a global pool, a dense layer, or inside a
@@ -123,9 +226,21 @@ class Block:
         """
         return None if node.children else field
 
+    # -- Keras ----------------------------------------------------------------------------------
 
-_REGISTRY: dict[str, Block] = {}
-B = TypeVar("B", bound=type[Block])
+    def build(self, node: Node[S], x: Any, ctx: BuildContext) -> Any:
+        """Create the block's Keras layers (named under ``node.path``) and apply them to ``x``."""
+        raise NotImplementedError(f"block type '{self.type}' cannot be built")
+
+    # -- diagrams -------------------------------------------------------------------------------
+
+    def describe(self, node: Node[S]) -> str:
+        """What the block does, in a few words, for a diagram box (``conv 3×3 /2, 64``)."""
+        return self.type.replace("_", " ")
+
+
+_REGISTRY: dict[str, Block[Any]] = {}
+B = TypeVar("B", bound=type[Block[Any]])
 
 
 def register_block(name: str, *, replace: bool = False) -> Callable[[B], B]:
@@ -151,17 +266,15 @@ def register_block(name: str, *, replace: bool = False) -> Callable[[B], B]:
     return decorate
 
 
-def get_block(name: str) -> Block | None:
-    """The registered block type called ``name``, or ``None``."""
-    _load_builtins()
+def get_block(name: str) -> Block[Any] | None:
+    """The registered block type called ``name``, or ``None``.
+
+    The built-in types are registered by importing :mod:`blockbuilder.blocks` (which any import of
+    this module does first, as its package).
+    """
     return _REGISTRY.get(name)
 
 
 def block_names() -> list[str]:
     """All registered block type names, sorted."""
-    _load_builtins()
     return sorted(_REGISTRY)
-
-
-def _load_builtins() -> None:
-    from blockbuilder.blocks import combinators, fractal, primitives  # noqa: F401  (registers on import)

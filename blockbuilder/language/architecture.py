@@ -1,24 +1,35 @@
-"""``load``: a path or zoo name -> a checked :class:`Architecture` (no TensorFlow involved)."""
+"""``load``: a path or zoo name -> a checked :class:`Architecture` (no TensorFlow involved).
+
+The pipeline, each step a function of the previous step's result::
+
+    read_document (extends, --set)  ->  Map
+    from_document: variables -> input, classes, name -> expand network -> budgets -> train spec
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
+from blockbuilder.blocks import Node
+from blockbuilder.errors import Location, SpecError, shown
+from blockbuilder.language.budgets import Limits
 from blockbuilder.language.document import Map, Seq, load_text
-from blockbuilder.errors import Location, SpecError
-from blockbuilder.language.expand import Expander, spec_error_from_pydantic
-from blockbuilder.blocks.registry import Node, get_block
+from blockbuilder.language.expand import Expander, Scope, substitute
+from blockbuilder.language.pydantic_errors import spec_error
 from blockbuilder.language.resolve import check_top_level, plain, read_document
 
 MAX_INPUT_SIZE = 8192
+INPUT_NAME = re.compile(r"[A-Za-z_][\w-]{0,99}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Architecture:
     """A resolved, validated architecture: everything needed to build, summarise or train it.
 
@@ -31,6 +42,7 @@ class Architecture:
         root: The expanded tree of blocks, with inferred shapes.
         train: The ``train:`` section as a validated ``TrainSpec``.
         meta: Free-form notes (paper, reported accuracy ...).
+        input_name: The name of the model's input.
     """
 
     name: str
@@ -38,7 +50,7 @@ class Architecture:
     document: Map
     input_shape: tuple[int, ...]
     classes: int | None
-    root: Node
+    root: Node[Any]
     train: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
     input_name: str = "input"
@@ -54,34 +66,42 @@ class Architecture:
 
     def to_yaml(self) -> str:
         """The resolved document (``extends`` merged, ``--set`` applied) as YAML text."""
-        return yaml.safe_dump(plain(self.document), sort_keys=False, default_flow_style=None, width=100)
+        return document_yaml(self.document)
 
 
-def block_depth(node: Node) -> int:
+def document_yaml(document: Map) -> str:
+    """A merged document as YAML text."""
+    text: str = yaml.safe_dump(plain(document), sort_keys=False, default_flow_style=None, width=100)
+    return text
+
+
+def block_depth(node: Node[Any]) -> int:
     """Depth of one block by the weight-layer rule."""
 
-    def depth_of(nodes: list[Node]) -> int:
-        return sum(get_block(n.type).depth(n, depth_of) for n in nodes)
+    def depth_of(nodes: tuple[Node[Any], ...]) -> int:
+        return sum(n.block.depth(n, depth_of) for n in nodes)
 
-    return depth_of([node])
+    return depth_of((node,))
 
 
-def load(path_or_name: str | Path, overrides: Iterable[str] = ()) -> Architecture:
+def load(path_or_name: str | Path, overrides: Iterable[str] = (), limits: Limits | None = None) -> Architecture:
     """Read, merge, expand and check an architecture.
 
     Args:
         path_or_name: A YAML file, or the name of an architecture in the zoo (``resnet50``).
         overrides: ``--set`` style ``path.to.key=value`` strings.
+        limits: Budgets (model parameters, activation memory ...); the defaults of :class:`Limits`.
 
     Raises:
         SpecError: for a bad file (with file, line and column).
         UsageError: when the file or zoo name does not exist, or an override is malformed.
     """
     document, path = read_document(path_or_name, overrides)
-    return from_document(document, path)
+    return from_document(document, path, limits)
 
 
-def loads(text: str, overrides: Iterable[str] = (), filename: str = "<string>") -> Architecture:
+def loads(text: str, overrides: Iterable[str] = (), filename: str = "<string>",
+          limits: Limits | None = None) -> Architecture:
     """Like :func:`load`, for YAML text (``extends`` is resolved relative to the working directory)."""
     from blockbuilder.language.resolve import apply_override, merge
     from blockbuilder.language.resolve import read_document as read
@@ -95,100 +115,106 @@ def loads(text: str, overrides: Iterable[str] = (), filename: str = "<string>") 
         document = merge(read(base)[0], document)
     for override in overrides:
         apply_override(document, override)
-    return from_document(document, None)
+    return from_document(document, None, limits)
 
 
-def from_document(document: Map, path: Path | None) -> Architecture:
+def from_document(document: Map, path: Path | None, limits: Limits | None = None) -> Architecture:
     """Check a merged document and expand its network."""
+    limits = limits or Limits()
     check_top_level(document)
-    expander = Expander(document)
-    scope = _variables(document, expander)
-    input_shape = _input_shape(document, expander, scope)
-    classes = _classes(document, expander, scope)
+    scope = variables(document)
+    input_shape = _input_shape(document, scope)
+    classes = _classes(document, scope)
     if classes is not None:
-        scope["classes"] = classes
-    name = expander.substitute(document.get("name") or (path.stem if path else "model"),
-                               document.loc_of("name"), "name")
-    root = expander.expand_network(document["network"], input_shape, scope)
-    train = _train(document, expander)
-    meta = plain(document.get("meta") or {})
-    return Architecture(name=str(name), source=path, document=document, input_shape=input_shape,
-                        classes=classes, root=root, train=train, meta=meta,
-                        input_name=str(document.get("input_name", "input")))
+        scope = {**scope, "classes": classes}
+    name = substitute(document.get("name") or (path.stem if path else "model"), scope, document.loc_of("name"),
+                      "name")
+    input_name = _input_name(document)
+    expander = Expander(document, limits.blocks)
+    root = expander.network(document["network"], input_shape, Scope(scope), input_name, document.loc_of("network"))
+    limits.check_model(root, document.loc_of("network"))
+    return Architecture(name=str(name), source=path, document=document, input_shape=input_shape, classes=classes,
+                        root=root, train=_train(document, scope), meta=plain(document.get("meta") or {}),
+                        input_name=input_name)
 
 
-def _variables(document: Map, expander: Expander) -> dict[str, Any]:
-    variables = document.get("variables") or Map()
-    if not isinstance(variables, Map):
+def variables(document: Map) -> dict[str, Any]:
+    """The global names: ``classes`` when it is a number, then each variable in order."""
+    section = document.get("variables") or Map()
+    if not isinstance(section, Map):
         raise SpecError("'variables' maps names to values", document.loc_of("variables"), "variables")
     scope: dict[str, Any] = {}
     if isinstance(document.get("classes"), int):
         scope["classes"] = document["classes"]
-    for key, value in variables.items():
+    for key, value in section.items():
         if not str(key).isidentifier():
-            raise SpecError(f"variable name '{key}' is not an identifier", variables.loc_of(key),
+            raise SpecError(f"variable name {shown(key)} is not an identifier", section.key_loc(key),
                             f"variables.{key}")
-        expander.scope = scope
-        scope[key] = expander.substitute(value, variables.loc_of(key), f"variables.{key}")
-    expander.scope = scope
+        scope[key] = _plain(substitute(value, scope, section.loc_of(key), f"variables.{key}"))
     return scope
 
 
-def _input_shape(document: Map, expander: Expander, scope: dict[str, Any]) -> tuple[int, ...]:
-    value = expander.substitute(document["input"], document.loc_of("input"), "input")
-    if isinstance(value, Map) and "shape" in value:
+def _plain(value: Any) -> Any:
+    return plain(value) if isinstance(value, (Map, Seq)) else value
+
+
+def _input_shape(document: Map, scope: Mapping[str, Any]) -> tuple[int, ...]:
+    value = _plain(substitute(document["input"], scope, document.loc_of("input"), "input"))
+    if isinstance(value, dict) and "shape" in value:
         value = value["shape"]
-    ok = isinstance(value, (list, Seq)) and len(value) == 3 and all(
+    ok = isinstance(value, list) and len(value) == 3 and all(
         isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_INPUT_SIZE for v in value)
     if not ok:
-        raise SpecError(f"expected [height, width, channels] of positive integers (at most "
-                        f"{MAX_INPUT_SIZE}), got {plain(value)!r}", document.loc_of("input"), "input")
+        raise SpecError(f"expected [height, width, channels] of positive integers (at most {MAX_INPUT_SIZE}), "
+                        f"got {shown(value)}", document.loc_of("input"), "input")
     return tuple(value)
 
 
-def _classes(document: Map, expander: Expander, scope: dict[str, Any]) -> int | None:
+def _classes(document: Map, scope: Mapping[str, Any]) -> int | None:
     if "classes" not in document:
         return None
-    value = expander.substitute(document["classes"], document.loc_of("classes"), "classes")
+    value = substitute(document["classes"], scope, document.loc_of("classes"), "classes")
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise SpecError(f"expected a positive integer, got {value!r}", document.loc_of("classes"), "classes")
+        raise SpecError(f"expected a positive integer, got {shown(value)}", document.loc_of("classes"), "classes")
     return value
 
 
-def _train(document: Map, expander: Expander) -> Any:
+def _input_name(document: Map) -> str:
+    value = document.get("input_name", "input")
+    if not isinstance(value, str) or not INPUT_NAME.fullmatch(value):
+        raise SpecError(f"an input name is letters, digits, '_' and '-' (at most 100), got {shown(value)}",
+                        document.loc_of("input_name"), "input_name")
+    return value
+
+
+def _train(document: Map, scope: Mapping[str, Any]) -> Any:
     section = document.get("train") or Map(loc=document.loc_of("train"))
     if not isinstance(section, Map):
         raise SpecError("'train' is a mapping of training settings", document.loc_of("train"), "train")
-    values = expander.substitute(section, section.loc, "train")
-    try:
-        from blockbuilder.training.spec import TrainSpec
-    except ImportError:  # pragma: no cover - training support not installed
-        return plain(values)
-    from pydantic import ValidationError
+    values = substitute(section, scope, section.loc, "train")
+    from blockbuilder.training.spec import TrainSpec
 
     try:
         return TrainSpec.model_validate(plain(values))
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raw: Any = values
-        for step in error["loc"][:-1]:
-            raw = raw[step] if isinstance(raw, (Map, Seq)) and _has(raw, step) else raw
-        exc_path = "train" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"][:-1])
-        raise _nested(exc, raw, section.loc, exc_path) from None
+        raise spec_error(exc, values, section.loc, "train", TrainSpec) from None
 
 
-def _has(container: Any, key: Any) -> bool:
-    return key in container if isinstance(container, dict) else isinstance(key, int) and key < len(container)
+def resolve_report(path_or_name: str | Path, overrides: Iterable[str] = ()) -> tuple[str, SpecError | None]:
+    """The merged document as YAML, and the error that validating it gives (``None`` when it is valid).
+
+    ``blockbuilder resolve`` prints both, so a document that fails can still be looked at.
+
+    Raises:
+        SpecError / UsageError: when the document cannot even be read and merged.
+    """
+    document, path = read_document(path_or_name, overrides)
+    text = document_yaml(document)
+    try:
+        from_document(document, path)
+    except SpecError as exc:
+        return text, exc
+    return text, None
 
 
-def _nested(exc: Any, raw: Any, where: Location | None, path: str) -> SpecError:
-    from blockbuilder.training.spec import TrainSpec
-
-    error = exc.errors()[0]
-    model = TrainSpec
-    for step in error["loc"][:-1]:
-        annotation = getattr(model, "model_fields", {}).get(step)
-        inner = getattr(annotation, "annotation", None)
-        model = inner if hasattr(inner, "model_fields") else model
-    trimmed = type("E", (), {"errors": lambda self: [{**error, "loc": error["loc"][-1:]}]})()
-    return spec_error_from_pydantic(trimmed, raw if isinstance(raw, Map) else Map(), where, path, model)
+__all__ = ["Architecture", "block_depth", "from_document", "load", "loads", "resolve_report"]

@@ -75,7 +75,7 @@ def load_text(text: str | bytes, filename: str = "<string>") -> Any:
             raise SpecError(f"not a UTF-8 text file ({exc.reason} at byte {exc.start})",
                             Location(filename, 1, 1)) from None
     if len(text) > MAX_BYTES:
-        raise SpecError(f"file too large ({len(text)} bytes, at most {MAX_BYTES})",
+        raise SpecError(f"file too large ({len(text):,} bytes, at most {MAX_BYTES:,})",
                         Location(filename, 1, 1))
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -95,10 +95,17 @@ def load_text(text: str | bytes, filename: str = "<string>") -> Any:
 def load_file(path: str | Path) -> Any:
     """Read and parse one YAML file."""
     path = Path(path)
+    where = Location(str(path), 1, 1)
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        if size > MAX_BYTES:  # said before reading: a 3 GB file costs nothing
+            raise SpecError(f"file too large ({size:,} bytes, at most {MAX_BYTES:,})", where)
+        with path.open("rb") as stream:
+            data = stream.read(MAX_BYTES + 1)  # bounded, for files whose size stat cannot tell (a pipe)
     except OSError as exc:
-        raise SpecError(f"cannot read file: {exc.strerror}", Location(str(path), 1, 1)) from None
+        raise SpecError(f"cannot read file: {exc.strerror or exc}", where) from None
+    if len(data) > MAX_BYTES:
+        raise SpecError(f"file too large (more than {MAX_BYTES:,} bytes)", where)
     return load_text(data, str(path))
 
 

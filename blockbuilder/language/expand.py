@@ -1,230 +1,382 @@
-"""Resolved document -> validated tree of blocks with inferred shapes (no Keras involved).
+"""Resolved document -> frozen tree of blocks with inferred shapes (no Keras involved).
 
-Walks ``network`` top-down: evaluates ``$name`` / ``${expr}`` values in the current scope, applies
-``defaults:``, expands user-defined blocks and ``repeat``, validates every block's arguments with
-its typed spec and infers every output shape, so that mistakes are reported at the line where they
-were written, before TensorFlow is imported.
+Expansion is a sequence of pure steps for every block entry, top-down:
+
+1. **read** the entry: its type, its arguments and its written name (:func:`read_entry`);
+2. **normalise** it: a scalar or list shorthand becomes the full argument (``dropout: 0.5`` ->
+   ``{rate: 0.5}``), ``defaults:`` are merged in, the block type's own ``normalize`` rewrites its
+   shorthands (``after: relu``);
+3. **evaluate** ``$name`` / ``${expr}`` values in the current scope (:func:`substitute`);
+4. **validate** the arguments with the block's typed spec;
+5. **infer** the output shape (leaves: ``Block.infer``), or **expand** the block fields into
+   children (combinators: ``Block.expand``, through an :class:`Expansion`);
+6. **freeze** the result in a :class:`~blockbuilder.blocks.registry.Node`.
+
+Nothing is rewritten after it is made; the scope travels as a value (:class:`Scope`), never swapped.
+Names are unique by construction: a written name that clashes is an error at its line, and automatic
+names (``conv1``, ``conv2`` ...) skip every name written or reserved in the same block.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
 
+from blockbuilder.blocks import Block, Children, Node, Shape, Site, block_names, get_block
+from blockbuilder.errors import Location, SpecError, did_you_mean, shown
 from blockbuilder.language.document import Map, Seq, loc_of
-from blockbuilder.errors import Location, SpecError, did_you_mean
 from blockbuilder.language.expressions import ExprError, evaluate
-from blockbuilder.blocks.registry import Block, Node, Shape, block_names, get_block
+from blockbuilder.language.pydantic_errors import spec_error
+from blockbuilder.language.user_blocks import UserBlock, user_blocks
 
 MAX_BLOCKS = 20_000
+MAX_NESTING = 256
 MAX_CALL_DEPTH = 32
-MAX_PARAMS = 1_000_000_000
-PARAM_TYPES = {"int": int, "float": (int, float), "number": (int, float), "bool": bool,
-               "str": str, "list": list, "any": object}
+MAX_BLOCK_PARAMS = 1_000_000_000
+NAME = re.compile(r"[A-Za-z_][\w-]{0,99}")
 
 _FULL_EXPR = re.compile(r"\$\{(.*)\}", re.S)
 _NAME_REF = re.compile(r"\$([A-Za-z_]\w*)")
 _INLINE_EXPR = re.compile(r"\$\{([^}]*)\}")
 
 
-class UserBlock:
-    """A block defined in YAML under ``blocks:`` with typed parameters and a body."""
+# -- values -------------------------------------------------------------------------------------
 
-    def __init__(self, name: str, definition: Any, where: Location | None) -> None:
-        self.name = name
-        self.loc = where
-        self.doc_path = f"blocks.{name}"
-        if not isinstance(definition, Map):
-            raise SpecError("a block definition is a mapping with 'params' and 'body'", where, self.doc_path)
-        unknown = set(definition) - {"params", "body", "doc"}
-        for key in unknown:
-            raise SpecError(f"unknown key '{key}'{did_you_mean(key, ['params', 'body', 'doc'])}",
-                            definition.loc_of(key), self.doc_path)
-        if "body" not in definition:
-            raise SpecError("a block definition needs a 'body'", where, self.doc_path)
-        self.body = definition["body"]
-        self.body_loc = definition.loc_of("body")
-        self.params = self._parse_params(definition.get("params") or Map())
 
-    def _parse_params(self, params: Any) -> dict[str, tuple[Any, bool, Any]]:
-        """name -> (type, required, default)."""
-        if not isinstance(params, Map):
-            raise SpecError("'params' maps each parameter to a type (int, float, bool, str, list, any) "
-                            "or a default value", loc_of(params, 0), f"{self.doc_path}.params")
-        parsed = {}
-        for name, declared in params.items():
-            where, path = params.loc_of(name), f"{self.doc_path}.params.{name}"
-            if not str(name).isidentifier():
-                raise SpecError(f"parameter name '{name}' is not an identifier", where, path)
-            if isinstance(declared, Map):
-                extra = set(declared) - {"type", "default"}
-                if extra or "type" not in declared:
-                    raise SpecError("write a parameter as a type, a default, or {type: T, default: V}",
-                                    where, path)
-                parsed[name] = (self._type(declared["type"], where, path), "default" not in declared,
-                                declared.get("default"))
-            elif isinstance(declared, str) and declared in PARAM_TYPES:
-                parsed[name] = (PARAM_TYPES[declared], True, None)
-            else:
-                parsed[name] = (object, False, declared)
-        return parsed
+def substitute(value: Any, scope: Mapping[str, Any], where: Location | None, doc_path: str) -> Any:
+    """``value`` with every ``$name`` and ``${expr}`` replaced (recursively), evaluated in ``scope``."""
+    if isinstance(value, str):
+        return _substitute_text(value, scope, where, doc_path)
+    if isinstance(value, Map):
+        result = Map(loc=value.loc)
+        for key, item in value.items():
+            result[key] = substitute(item, scope, value.loc_of(key), f"{doc_path}.{key}")
+        result.locs, result.key_locs = dict(value.locs), dict(value.key_locs)
+        return result
+    if isinstance(value, Seq):
+        items = [substitute(item, scope, value.loc_of(i), f"{doc_path}[{i}]") for i, item in enumerate(value)]
+        seq = Seq(items, loc=value.loc)
+        seq.locs = list(value.locs)
+        return seq
+    return value
 
-    @staticmethod
-    def _type(name: Any, where: Location | None, path: str) -> Any:
-        if name not in PARAM_TYPES:
-            raise SpecError(f"unknown parameter type '{name}'{did_you_mean(name, PARAM_TYPES)} "
-                            f"(types: {', '.join(PARAM_TYPES)})", where, path)
-        return PARAM_TYPES[name]
 
-    def bind(self, args: Map, where: Location | None, path: str) -> dict[str, Any]:
-        """Check call arguments against the parameters; return the parameter values."""
-        values = {}
-        for key in args:
-            if key not in self.params:
-                raise SpecError(f"block '{self.name}' has no parameter '{key}'"
-                                f"{did_you_mean(key, self.params)}", args.key_loc(key), f"{path}.{key}")
-        for name, (kind, required, default) in self.params.items():
-            if name not in args:
-                if required:
-                    raise SpecError(f"block '{self.name}' needs parameter '{name}'", where, path)
-                values[name] = default
-                continue
-            value = args[name]
-            if kind is not object and (not isinstance(value, kind) or
-                                       (isinstance(value, bool) and kind is not bool)):
-                expected = next(k for k, v in PARAM_TYPES.items() if v == kind)
-                raise SpecError(f"expected {expected} for parameter '{name}', got {value!r}",
-                                args.loc_of(name), f"{path}.{name}")
-            values[name] = value
-        return values
+def _substitute_text(text: str, scope: Mapping[str, Any], where: Location | None, doc_path: str) -> Any:
+    if "$" not in text:
+        return text
+    try:
+        full = _FULL_EXPR.fullmatch(text)
+        if full and "${" not in full.group(1):
+            return evaluate(full.group(1), scope)
+        ref = _NAME_REF.fullmatch(text)
+        if ref:
+            return evaluate(ref.group(1), scope)
+        return _INLINE_EXPR.sub(lambda m: _format(evaluate(m.group(1), scope)), text)
+    except ExprError as exc:
+        raise SpecError(str(exc), where, doc_path) from None
+
+
+def _format(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+# -- the state that travels down ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the expressions of one place see, and how deep that place is.
+
+    Attributes:
+        names: Values by name (``classes``, variables, a user block's parameters, ``i``).
+        calls: The user blocks being expanded, outermost first (recursion is an error).
+        nesting: How many blocks enclose this place.
+    """
+
+    names: Mapping[str, Any]
+    calls: tuple[str, ...] = ()
+    nesting: int = 0
+
+    def bind(self, names: Mapping[str, Any]) -> Scope:
+        return replace(self, names={**self.names, **names}) if names else self
+
+    def inside(self) -> Scope:
+        return replace(self, nesting=self.nesting + 1)
+
+
+class Namer:
+    """Names the children of one block: written names must be unique; automatic names skip them."""
+
+    def __init__(self, reserved: tuple[str, ...] = (), owner: str = "") -> None:
+        self.taken: set[str] = set(reserved)
+        self.reserved = set(reserved)
+        self.owner = owner
+        self.pending: set[str] = set()
+        self.counts: dict[str, int] = {}
+
+    def expect(self, names: list[str]) -> None:
+        """Written names about to come: automatic names must not take them first."""
+        self.pending.update(names)
+
+    def written(self, name: str, where: Location | None, doc_path: str) -> str:
+        if name in self.reserved:
+            raise SpecError(f"the name '{name}' is reserved here ({self.owner} names a layer of its own so)",
+                            where, doc_path)
+        if name in self.taken:
+            raise SpecError(f"the name '{name}' is already taken by another block here: names are unique "
+                            "within a block", where, doc_path)
+        self.taken.add(name)
+        return name
+
+    def automatic(self, label: str) -> str:
+        number = self.counts.get(label, 0) + 1
+        while f"{label}{number}" in self.taken or f"{label}{number}" in self.pending:
+            number += 1
+        self.counts[label] = number
+        self.taken.add(f"{label}{number}")
+        return f"{label}{number}"
+
+
+@dataclass
+class Budget:
+    """Counts what expansion made, against its limits."""
+
+    blocks: int = 0
+    limit: int = MAX_BLOCKS
+
+    def add(self, count: int, where: Location | None, doc_path: str) -> None:
+        self.blocks += count
+        if self.blocks > self.limit:
+            raise SpecError(f"the network expands to more than {self.limit:,} blocks", where, doc_path)
+
+
+# -- what a combinator sees -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """The handle a combinator's ``expand`` gets: expands lists of blocks under the combinator.
+
+    Attributes:
+        site: Where the combinator was written (``site.error(...)`` reports at it).
+        path: The combinator's hierarchical name.
+    """
+
+    expander: Expander
+    site: Site
+    path: str
+    scope: Scope
+    namer: Namer
+
+    def chain(self, raw: Any, shape: Shape, field_name: str, *, bindings: Mapping[str, Any] | None = None,
+              group: str | None = None, doc_path: str | None = None) -> tuple[tuple[Node[Any], ...], Shape]:
+        """Expand a list of blocks (or one block) written in ``field_name``, applied one after another.
+
+        Args:
+            raw: The blocks as written.
+            shape: The input shape of the first one.
+            bindings: Extra names for the expressions inside (a repeat's index).
+            group: Wrap the blocks in a sequence node of this name (``unit1``, ``path2`` ...).
+            doc_path: Where the list is in the document (default: ``<combinator>.<field>``).
+
+        Returns:
+            The child nodes and the output shape of the last one.
+        """
+        doc_path = doc_path or f"{self.site.doc_path}.{self.site.type}.{field_name}"
+        scope = self.scope.bind(bindings or {})
+        if group is None:
+            return self.expander.chain(raw, shape, scope, self.path, self.namer, doc_path, self.site)
+        path = _join(self.path, self.namer.written(group, self.site.loc, doc_path))
+        inner = scope.inside()
+        self.expander.enter(inner, self.site.loc, doc_path)
+        children, out = self.expander.chain(raw, shape, inner, path, Namer(owner=group), doc_path, self.site)
+        wrapper = self.expander.make_node("sequence", "sequence", path, _sequence_spec(), Site("sequence", self.site.loc, doc_path),
+                                          shape, out, {"body": children})
+        return (wrapper,), out
+
+    def child(self, block_type: str, args: dict[str, Any], name: str, shape: Shape, field_name: str) -> Node[Any]:
+        """A block the combinator adds itself (a projection shortcut, say), with ``defaults:`` applied."""
+        doc_path = f"{self.site.doc_path}.{self.site.type}.{field_name}"
+        block = _known(block_type)
+        merged = {**self.expander.defaults_for(block_type), **args}
+        spec = _validate(block, merged, Map(merged, loc=self.site.loc), self.site.loc, f"{doc_path}.{block_type}")
+        site = Site(block_type, self.site.loc, doc_path)
+        out = block.infer(spec, shape, site)
+        return self.expander.make_node(block_type, block_type, _join(self.path, name), spec, site, shape, out, {})
+
+    def reserve(self, count: int, key: str) -> None:
+        """Refuse a count of blocks that would exceed the budget, before expanding any (a repeat's)."""
+        if self.expander.budget.blocks + count > self.expander.budget.limit:
+            raise self.site.error(f"repeat {count:,} times exceeds the limit of {self.expander.budget.limit:,} "
+                                  "blocks", key)
+
+
+# -- the expander ------------------------------------------------------------------------------
 
 
 class Expander:
-    """Expands one document's ``network`` into a tree of :class:`Node`."""
+    """Expands one document's ``network`` into a frozen tree of :class:`Node`."""
 
-    def __init__(self, document: Map) -> None:
-        self.document = document
-        self.user_blocks = self._user_blocks(document.get("blocks") or Map())
-        self.defaults = document.get("defaults") or Map()
-        self.globals: dict[str, Any] = {}
-        self.scope: dict[str, Any] = {}
-        self.count = 0
-        self.calls: list[str] = []
+    def __init__(self, document: Map, max_blocks: int = MAX_BLOCKS) -> None:
+        self.user_blocks: dict[str, UserBlock] = user_blocks(document)
+        self.defaults = _defaults(document, self.user_blocks)
+        self.budget = Budget(limit=max_blocks)
+        self.globals: Mapping[str, Any] = {}
 
-    # -- entry point -------------------------------------------------------------------------
+    def network(self, network: Any, input_shape: Shape, scope: Scope, input_name: str,
+                where: Location | None) -> Node[Any]:
+        """The root node (path ``""``) of the top-level ``network`` list; ``scope`` holds the global names."""
+        self.globals = scope.names
+        if not isinstance(network, Seq) or not network:
+            raise SpecError("'network' is a non-empty list of blocks", where, "network")
+        site = Site("sequence", where, "network")
+        with _recursion_room():
+            children, out = self.chain(network, input_shape, scope, "", Namer((input_name,), "the model input"),
+                                       "network", site)
+        return self.make_node("sequence", "network", "", _sequence_spec(), site, input_shape, out,
+                              {"body": children})
 
-    def expand_network(self, network: Any, input_shape: Shape, scope: dict[str, Any]) -> Node:
-        """Expand the top-level ``network`` list into a root node (path ``""``)."""
-        self.globals = dict(scope)
-        self.scope = dict(scope)
-        self._check_defaults()
-        root = Node(type="sequence", label="network", path="", spec=get_block("sequence").Spec(),
-                    loc=loc_of(self.document, "network"), doc_path="network")
-        root.raw["body"] = network
-        root.input_shape = input_shape
-        root.output_shape = self.expand_field(root, "body", input_shape, doc_path="network")
-        return root
+    # -- lists and entries -----------------------------------------------------------------------
 
-    # -- used by combinators -------------------------------------------------------------------
+    def chain(self, raw: Any, shape: Shape, scope: Scope, parent: str, namer: Namer, doc_path: str,
+              owner: Site) -> tuple[tuple[Node[Any], ...], Shape]:
+        items, locs, paths = self._items(raw, owner, doc_path)
+        entries = [self.read_entry(item, where, path, scope) for item, where, path in zip(items, locs, paths)]
+        namer.expect([entry.name for entry in entries if entry.name is not None])
+        nodes = []
+        for entry in entries:
+            node = self.entry(entry, shape, scope, parent, namer)
+            nodes.append(node)
+            shape = node.output_shape
+        return tuple(nodes), shape
 
-    def expand_field(self, node: Node, field: str, shape: Shape, *, raw: Any = None,
-                     bindings: dict[str, Any] | None = None,
-                     counters: dict[str, int] | None = None, group: str | None = None,
-                     doc_path: str | None = None) -> Shape:
-        """Expand ``node.raw[field]`` (blocks) into ``node.children[field]``; return the output shape.
-
-        Args:
-            raw: Blocks to expand instead of ``node.raw[field]`` (one path of a branch).
-            bindings: Extra names for the expressions inside (a repeat's index).
-            counters: Shared per-label counters, so repeated blocks are numbered across iterations.
-            group: Wrap the expanded blocks in a sequence node of this name.
-        """
-        raw = node.raw.get(field) if raw is None else raw
-        doc_path = doc_path or f"{node.doc_path}.{node.type}.{field}"
-        target = node.children.setdefault(field, [])
-        if raw is None:
-            return shape
-        items, locs = self._as_items(raw, node, field)
-        parent_path = node.path
-        if group:
-            wrapper = self._new_node("sequence", group, _join(parent_path, group),
-                                     get_block("sequence").Spec(), node.loc, doc_path)
-            wrapper.input_shape = shape
-            target.append(wrapper)
-            target, parent_path, counters = wrapper.children.setdefault("body", []), wrapper.path, None
-        with self._bound(bindings or {}):
-            counters = {} if counters is None else counters
-            for index, (item, where) in enumerate(zip(items, locs)):
-                item_path = f"{doc_path}[{index}]" if isinstance(raw, Seq) else doc_path
-                child = self.expand_item(item, where, item_path, parent_path, shape, counters)
-                target.append(child)
-                shape = child.output_shape
-        if group:
-            wrapper.output_shape = shape
-        return shape
-
-    def make_child(self, node: Node, field: str, block_type: str, args: dict[str, Any], name: str,
-                   shape: Shape) -> Shape:
-        """Add a block the combinator decides on itself (a projection shortcut, say)."""
-        merged = Map({**self._defaults_for(block_type), **args}, loc=node.loc)
-        child = self._primitive(block_type, merged, node.loc, f"{node.doc_path}.{node.type}.{field}",
-                                _join(node.path, name), block_type, shape)
-        node.children.setdefault(field, []).append(child)
-        return child.output_shape
-
-    def depth(self, nodes: list[Node]) -> int:
-        """Weight layers on the longest path through a chain of nodes."""
-        return sum(get_block(n.type).depth(n, self.depth) for n in nodes)
-
-    # -- items ---------------------------------------------------------------------------------
-
-    def expand_item(self, item: Any, where: Location | None, doc_path: str, parent_path: str,
-                    shape: Shape, counters: dict[str, int]) -> Node:
-        """One entry of a block list -> a node (user blocks expanded, shapes inferred)."""
-        block_type, args, explicit_name = self._parse_item(item, where, doc_path)
-        label = self._label(block_type, args)
-        counters[label] = counters.get(label, 0) + 1
-        name = explicit_name or f"{label}{counters[label]}"
-        path = _join(parent_path, name)
-        if block_type in self.user_blocks:
-            return self._user(block_type, args, where, doc_path, path, shape)
-        return self._primitive(block_type, args, where, doc_path, path, block_type, shape)
-
-    def _parse_item(self, item: Any, where: Location | None, doc_path: str) -> tuple[str, Map, str | None]:
+    def read_entry(self, item: Any, where: Location | None, doc_path: str, scope: Scope) -> Entry:
+        """Step 1: an entry's type, arguments (shorthands made full) and written name."""
         if isinstance(item, str):
-            return self._known_type(item, where, doc_path), Map(loc=where), None
+            return Entry(self._known_type(item, where, doc_path), Map(loc=where), None, where, doc_path, where)
         if not isinstance(item, Map) or not item:
             raise SpecError(f"expected a block (a name, or a mapping like {{conv: {{filters: 32}}}}), "
-                            f"got {_show(item)}", where, doc_path)
-        types = [key for key in item if key != "name" and self._is_type(key)]
+                            f"got {shown(_plain(item))}", where, doc_path)
+        keys = [key for key in item if key != "name"]
+        types = [key for key in keys if self._is_type(key)]
         if len(types) != 1:
-            keys = [key for key in item if key != "name"]
             if not types and keys:
-                self._known_type(keys[0], item.loc_of(keys[0]), doc_path)
-            raise SpecError(f"a block entry names exactly one block type, got {', '.join(map(str, keys))}",
+                self._known_type(keys[0], item.key_loc(keys[0]), doc_path)
+            raise SpecError(f"a block entry names exactly one block type, got {shown(', '.join(map(str, keys)))}",
                             where, doc_path)
         block_type = types[0]
-        value = item[block_type]
-        args = self._args(block_type, value, item.loc_of(block_type), doc_path)
-        for key in item:
-            if key not in (block_type, "name"):
+        args = self._shorthand(block_type, item[block_type], item.loc_of(block_type), doc_path)
+        for key in keys:
+            if key != block_type:
                 if key in args:
-                    raise SpecError(f"'{key}' is given twice", item.loc_of(key), f"{doc_path}.{key}")
+                    raise SpecError(f"'{key}' is given twice", item.key_loc(key), f"{doc_path}.{key}")
                 args[key] = item[key]
-                args.locs[key] = item.loc_of(key)
-        name = item.get("name")
-        if name is not None:
-            name = self.substitute(name, item.loc_of("name"), f"{doc_path}.name")
-            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w-]*", name):
-                raise SpecError(f"a block name is letters, digits, '_' and '-', got {_show(name)}",
+                args.locs[key], args.key_locs[key] = item.loc_of(key), item.key_loc(key)
+        name = None
+        if "name" in item:
+            value = substitute(item["name"], scope.names, item.loc_of("name"), f"{doc_path}.name")
+            if not isinstance(value, str) or not NAME.fullmatch(value):
+                raise SpecError(f"a block name is letters, digits, '_' and '-' (at most 100), got {shown(value)}",
                                 item.loc_of("name"), f"{doc_path}.name")
-        return block_type, args, name
+            name = value
+        return Entry(block_type, args, name, where, doc_path, item.loc_of("name") if name else where)
 
-    def _args(self, block_type: str, value: Any, where: Location | None, doc_path: str) -> Map:
+    def entry(self, entry: Entry, shape: Shape, scope: Scope, parent: str, namer: Namer) -> Node[Any]:
+        """Steps 2-6 for one entry: a frozen node."""
+        label = _label(entry)
+        name = (namer.written(entry.name, entry.name_loc, f"{entry.doc_path}.name") if entry.name
+                else namer.automatic(label))
+        path = _join(parent, name)
+        inner = scope.inside()
+        self.enter(inner, entry.where, entry.doc_path)
+        if entry.type in self.user_blocks:
+            return self._user(entry, path, shape, inner)
+        return self._builtin(entry, path, shape, inner)
+
+    def enter(self, scope: Scope, where: Location | None, doc_path: str) -> None:
+        if scope.nesting > MAX_NESTING:
+            raise SpecError(f"blocks nested deeper than {MAX_NESTING} levels (does a block or a default "
+                            "contain itself?)", where, doc_path)
+
+    # -- built-in and user blocks ----------------------------------------------------------------
+
+    def _builtin(self, entry: Entry, path: str, shape: Shape, scope: Scope) -> Node[Any]:
+        block = _known(entry.type)
+        where, doc_path = entry.where, entry.doc_path
+        args = self._with_defaults(entry.type, entry.args)
+        fields = {key: args.pop(key) for key in list(args) if block.holds_blocks(key, args[key])}
+        fields = {key: substitute(value, scope.names, args.loc_of(key) or where, f"{doc_path}.{entry.type}.{key}")
+                  if isinstance(value, str) else value for key, value in fields.items()}
+        values = substitute(args, scope.names, where, f"{doc_path}.{entry.type}")
+        site = Site(entry.type, where, doc_path)
+        plain_values, fields = block.normalize(_plain_top(values), fields, site)
+        spec = _validate(block, plain_values, values, where, f"{doc_path}.{entry.type}")
+        if block.block_fields:
+            expansion = Expansion(self, site, path, scope, Namer(block.layer_names(spec), f"a {entry.type}"))
+            children, out = block.expand(spec, fields, shape, expansion)
+        else:
+            children, out = {}, block.infer(spec, shape, site)
+        node = self.make_node(entry.type, _label(entry), path, spec, site, shape, out, children)
+        own = block.params(node)
+        if own > MAX_BLOCK_PARAMS:
+            raise node.error(f"this block alone would have {own:,} parameters (at most {MAX_BLOCK_PARAMS:,})")
+        return node
+
+    def _user(self, entry: Entry, path: str, shape: Shape, scope: Scope) -> Node[Any]:
+        name, where, doc_path = entry.type, entry.where, entry.doc_path
+        if name in scope.calls:
+            chain = " -> ".join([*scope.calls[scope.calls.index(name):], name])
+            raise SpecError(f"block '{name}' uses itself ({chain})", where, doc_path)
+        if len(scope.calls) >= MAX_CALL_DEPTH:
+            raise SpecError(f"user blocks nested deeper than {MAX_CALL_DEPTH}", where, doc_path)
+        user = self.user_blocks[name]
+        values = substitute(self._with_defaults(name, entry.args), scope.names, where, f"{doc_path}.{name}")
+        params = user.bind(values, where, f"{doc_path}.{name}")
+        # The body sees the global names, its parameters, and the width of its input (in_channels).
+        body_scope = Scope({**self.globals, "in_channels": shape[-1] if shape else 0, **params},
+                           (*scope.calls, name), scope.nesting)
+        try:
+            if isinstance(user.body, Map):  # a body that is one block becomes that block, with the user's name
+                inner = self.read_entry(user.body, user.body_loc, f"{user.doc_path}.body", body_scope)
+                inner = replace(inner, name=None)
+                node = (self._user(inner, path, shape, body_scope) if inner.type in self.user_blocks
+                        else self._builtin(inner, path, shape, body_scope))
+                return replace(node, label=name)
+            site = Site("sequence", user.loc, user.doc_path)
+            children, out = self.chain(user.body, shape, body_scope, path, Namer(owner=f"block '{name}'"),
+                                       f"{user.doc_path}.body", site)
+            return self.make_node("sequence", name, path, _sequence_spec(), site, shape, out, {"body": children})
+        except SpecError as exc:
+            raise _used_at(exc, name, where) from None
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def make_node(self, block_type: str, label: str, path: str, spec: Any, site: Site, shape: Shape,
+                  out: Shape, children: Children) -> Node[Any]:
+        self.budget.add(1, site.loc, site.doc_path)
+        return Node(type=block_type, label=label, path=path, spec=spec, site=site, input_shape=shape,
+                    output_shape=out, children=children)
+
+    def defaults_for(self, block_type: str) -> dict[str, Any]:
+        found = self.defaults.get(block_type)
+        return dict(found) if isinstance(found, Map) else {}
+
+    def _with_defaults(self, block_type: str, args: Map) -> Map:
+        defaults = self.defaults.get(block_type)
+        merged = Map({**self.defaults_for(block_type), **args}, loc=args.loc)
+        merged.locs = {**{k: loc_of(defaults, k) for k in merged}, **args.locs}
+        merged.key_locs = {**{k: defaults.key_loc(k) for k in merged if isinstance(defaults, Map) and k in defaults},
+                           **args.key_locs}
+        return merged
+
+    def _shorthand(self, block_type: str, value: Any, where: Location | None, doc_path: str) -> Map:
+        """``dropout: 0.5`` -> ``{rate: 0.5}``; ``sequence: [...]`` -> ``{body: [...]}``."""
         if value is None:
             return Map(loc=where)
         if isinstance(value, Map):
@@ -238,7 +390,7 @@ class Expander:
         elif block is not None and block.scalar_key and not isinstance(value, Seq):
             key = block.scalar_key
         if key is None:
-            raise SpecError(f"the arguments of '{block_type}' are a mapping, got {_show(value)}",
+            raise SpecError(f"the arguments of '{block_type}' are a mapping, got {shown(_plain(value))}",
                             where, f"{doc_path}.{block_type}")
         args = Map({key: value}, loc=where)
         args.locs[key] = where
@@ -250,224 +402,87 @@ class Expander:
     def _known_type(self, name: Any, where: Location | None, doc_path: str) -> str:
         if not self._is_type(name):
             choices = [*block_names(), *self.user_blocks]
-            raise SpecError(f"unknown block type '{name}'{did_you_mean(name, choices)}", where, doc_path)
-        return name
+            raise SpecError(f"unknown block type {shown(name)}{did_you_mean(name, choices)}", where, doc_path)
+        return str(name)
 
     @staticmethod
-    def _label(block_type: str, args: Map) -> str:
-        if block_type == "activation" and isinstance(args.get("function"), str) and \
-                args["function"].isidentifier() and args["function"] != "none":
-            return args["function"]
-        return block_type
-
-    # -- built-in and user blocks --------------------------------------------------------------
-
-    def _primitive(self, block_type: str, args: Map, where: Location | None, doc_path: str,
-                   path: str, label: str, shape: Shape) -> Node:
-        block = get_block(block_type)
-        merged = self._with_defaults(block_type, args)
-        raw = {f: merged.pop(f) for f in block.block_fields if f in merged}
-        raw = {f: self.substitute(v, merged.loc_of(f), f"{doc_path}.{block_type}.{f}")
-               if isinstance(v, str) else v for f, v in raw.items()}
-        values = self.substitute(merged, where, f"{doc_path}.{block_type}")
-        spec = self._validate(block, values, merged, where, f"{doc_path}.{block_type}")
-        node = self._new_node(block_type, label, path, spec, where, doc_path)
-        node.raw = raw
-        node.input_shape = shape
-        node.output_shape = block.infer(node, shape, self)
-        node.raw = {}
-        self._check_size(node, block)
-        return node
-
-    def _user(self, name: str, args: Map, where: Location | None, doc_path: str, path: str,
-              shape: Shape) -> Node:
-        if name in self.calls:
-            chain = " -> ".join([*self.calls[self.calls.index(name):], name])
-            raise SpecError(f"block '{name}' uses itself ({chain})", where, doc_path)
-        if len(self.calls) >= MAX_CALL_DEPTH:
-            raise SpecError(f"user blocks nested deeper than {MAX_CALL_DEPTH}", where, doc_path)
-        user = self.user_blocks[name]
-        values = self.substitute(self._with_defaults(name, args), where, f"{doc_path}.{name}")
-        params = user.bind(values, where, f"{doc_path}.{name}")
-        # A block body may read its input shape, e.g. a transition `filters: ${floor(theta * in_channels)}`.
-        saved, self.scope = self.scope, {**self.globals, "in_channels": shape[-1], **params}
-        self.calls.append(name)
-        try:
-            node = self._user_body(user, path, shape)
-        except SpecError as exc:
-            raise _used_at(exc, name, where) from None
-        finally:
-            self.calls.pop()
-            self.scope = saved
-        node.label = name
-        return node
-
-    def _user_body(self, user: UserBlock, path: str, shape: Shape) -> Node:
-        body = user.body
-        if isinstance(body, Map):
-            # A body that is one block becomes that block, carrying the user block's name.
-            block_type, args, _ = self._parse_item(body, user.body_loc, f"{user.doc_path}.body")
-            if block_type in self.user_blocks:
-                return self._user(block_type, args, user.body_loc, f"{user.doc_path}.body", path, shape)
-            return self._primitive(block_type, args, user.body_loc, f"{user.doc_path}.body", path,
-                                   block_type, shape)
-        node = self._new_node("sequence", user.name, path, get_block("sequence").Spec(), user.loc,
-                              user.doc_path)
-        node.raw["body"] = body
-        node.input_shape = shape
-        node.output_shape = self.expand_field(node, "body", shape, doc_path=f"{user.doc_path}.body")
-        node.raw = {}
-        return node
-
-    # -- helpers -------------------------------------------------------------------------------
-
-    def _new_node(self, block_type: str, label: str, path: str, spec: Any, where: Location | None,
-                  doc_path: str) -> Node:
-        self.count += 1
-        if self.count > MAX_BLOCKS:
-            raise SpecError(f"the network expands to more than {MAX_BLOCKS:,} blocks", where, doc_path)
-        return Node(type=block_type, label=label, path=path, spec=spec, loc=where, doc_path=doc_path)
-
-    def check_repeat(self, times: int, node: Node) -> None:
-        """Refuse a repeat count that would exceed the block budget before expanding anything."""
-        if self.count + times > MAX_BLOCKS:
-            raise node.error(f"repeat {times:,} times exceeds the limit of {MAX_BLOCKS:,} blocks", "times")
-
-    def _check_size(self, node: Node, block: Block) -> None:
-        node.params_estimate = block.params(node)
-        if node.params_estimate > MAX_PARAMS:
-            raise node.error(f"this block alone would have {node.params_estimate:,} parameters "
-                             f"(at most {MAX_PARAMS:,})")
-
-    def _validate(self, block: Block, values: dict[str, Any], raw: Map, where: Location | None,
-                  doc_path: str) -> Any:
-        try:
-            return block.Spec.model_validate(dict(values))
-        except ValidationError as exc:
-            raise spec_error_from_pydantic(exc, raw, where, doc_path, block.Spec) from None
-
-    def _with_defaults(self, block_type: str, args: Map) -> Map:
-        merged = Map({**self._defaults_for(block_type), **args}, loc=args.loc)
-        merged.locs = {**{k: loc_of(self.defaults.get(block_type), k) for k in merged}, **args.locs}
-        merged.key_locs = dict(args.key_locs)
-        return merged
-
-    def _defaults_for(self, block_type: str) -> dict[str, Any]:
-        found = self.defaults.get(block_type)
-        return dict(found) if isinstance(found, Map) else {}
-
-    def _check_defaults(self) -> None:
-        if not isinstance(self.defaults, Map):
-            raise SpecError("'defaults' maps block types to their default arguments",
-                            loc_of(self.document, "defaults"), "defaults")
-        for key, value in self.defaults.items():
-            if not self._is_type(key):
-                raise SpecError(f"unknown block type '{key}'"
-                                f"{did_you_mean(key, [*block_names(), *self.user_blocks])}",
-                                self.defaults.loc_of(key), f"defaults.{key}")
-            if not isinstance(value, Map):
-                raise SpecError("defaults of a block type are a mapping of its arguments",
-                                self.defaults.loc_of(key), f"defaults.{key}")
-
-    def _user_blocks(self, blocks: Any) -> dict[str, UserBlock]:
-        if not isinstance(blocks, Map):
-            raise SpecError("'blocks' maps block names to definitions", loc_of(self.document, "blocks"),
-                            "blocks")
-        result = {}
-        for name, definition in blocks.items():
-            where = blocks.loc_of(name)
-            if not isinstance(name, str) or not name.isidentifier():
-                raise SpecError(f"block name {name!r} is not an identifier", where, f"blocks.{name}")
-            if get_block(name) is not None:
-                raise SpecError(f"'{name}' is a built-in block type; choose another name", where,
-                                f"blocks.{name}")
-            result[name] = UserBlock(name, definition, where)
-        return result
-
-    def _as_items(self, raw: Any, node: Node, field: str) -> tuple[list[Any], list[Location | None]]:
+    def _items(raw: Any, owner: Site, doc_path: str) -> tuple[list[Any], list[Location | None], list[str]]:
+        raw = located(raw, owner.loc)
         if isinstance(raw, Seq):
-            return list(raw), list(raw.locs)
+            return list(raw), [raw.loc_of(i) or owner.loc for i in range(len(raw))], \
+                [f"{doc_path}[{i}]" for i in range(len(raw))]
         if isinstance(raw, (Map, str)):
-            return [raw], [getattr(raw, "loc", None) or node.loc]
-        raise SpecError(f"'{field}' is a list of blocks, got {_show(raw)}", node.loc,
-                        f"{node.doc_path}.{node.type}.{field}")
+            return [raw], [getattr(raw, "loc", None) or owner.loc], [doc_path]
+        raise SpecError(f"expected a list of blocks, got {shown(_plain(raw))}", owner.loc, doc_path)
 
-    @contextmanager
-    def _bound(self, bindings: dict[str, Any]) -> Iterator[None]:
-        saved = self.scope
-        self.scope = {**self.scope, **bindings}
-        try:
-            yield
-        finally:
-            self.scope = saved
 
-    def substitute(self, value: Any, where: Location | None, doc_path: str) -> Any:
-        """Replace ``$name`` and ``${expr}`` in ``value`` (recursively) using the current scope."""
-        if isinstance(value, str):
-            return self._substitute_text(value, where, doc_path)
-        if isinstance(value, Map):
-            result = Map(loc=value.loc)
-            for key, item in value.items():
-                result[key] = self.substitute(item, value.loc_of(key), f"{doc_path}.{key}")
-                result.locs[key] = value.loc_of(key)
-            return result
-        if isinstance(value, Seq):
-            result = Seq(loc=value.loc)
-            for index, item in enumerate(value):
-                result.append(self.substitute(item, value.loc_of(index), f"{doc_path}[{index}]"))
-            result.locs = list(value.locs)
-            return result
+@dataclass(frozen=True)
+class Entry:
+    """One block entry as written: its type, arguments (shorthands made full) and written name."""
+
+    type: str
+    args: Map
+    name: str | None
+    where: Location | None
+    doc_path: str
+    name_loc: Location | None
+
+
+# -- module helpers -------------------------------------------------------------------------------
+
+
+def located(value: Any, where: Location | None) -> Any:
+    """Plain lists and dicts (a block's ``normalize`` may make them) as located ``Seq``/``Map``."""
+    if isinstance(value, (Map, Seq)) or not isinstance(value, (list, dict)):
         return value
-
-    def _substitute_text(self, text: str, where: Location | None, doc_path: str) -> Any:
-        if "$" not in text:
-            return text
-        try:
-            full = _FULL_EXPR.fullmatch(text)
-            if full and "${" not in full.group(1):
-                return evaluate(full.group(1), self.scope)
-            ref = _NAME_REF.fullmatch(text)
-            if ref:
-                return evaluate(ref.group(1), self.scope)
-            return _INLINE_EXPR.sub(lambda m: _format(evaluate(m.group(1), self.scope)), text)
-        except ExprError as exc:
-            raise SpecError(str(exc), where, doc_path) from None
+    if isinstance(value, dict):
+        result = Map({k: located(v, where) for k, v in value.items()}, loc=where)
+        result.locs = {k: where for k in value}
+        return result
+    seq = Seq([located(v, where) for v in value], loc=where)
+    seq.locs = [where] * len(value)
+    return seq
 
 
-def spec_error_from_pydantic(exc: ValidationError, raw: Map, where: Location | None, doc_path: str,
-                             spec_class: Any) -> SpecError:
-    """The first pydantic error as a ``SpecError`` at the offending key, in plain words."""
-    errors = exc.errors()
-    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    key = error["loc"][0] if error["loc"] else None
-    path = doc_path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-    place = loc_of(raw, key) if key is not None else where
-    if error["type"] == "extra_forbidden" and isinstance(raw, Map):
-        place = raw.key_loc(key)
-    return SpecError(_plain_message(error, spec_class), place or where, path)
+def _known(block_type: str) -> Block[Any]:
+    block = get_block(block_type)
+    assert block is not None, block_type
+    return block
 
 
-def _plain_message(error: dict[str, Any], spec_class: Any) -> str:
-    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
-    key = error["loc"][0] if error["loc"] else ""
-    if kind == "extra_forbidden":
-        return f"unknown key '{key}'{did_you_mean(key, spec_class.model_fields)}"
-    if kind == "missing":
-        return f"missing required key '{key}'"
-    if kind == "literal_error":
-        expected = ctx.get("expected", "")
-        choices = re.findall(r"'([^']*)'", expected)
-        return f"expected one of {expected}, got {_show(value)}{did_you_mean(value, choices)}"
-    if kind in ("greater_than", "greater_than_equal") and ctx.get("gt") == 0 and isinstance(value, int):
-        return f"expected a positive integer, got {value}"
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"expected an integer, got {_show(value)}"
-    if kind in ("float_parsing", "float_type"):
-        return f"expected a number, got {_show(value)}"
-    if kind in ("bool_parsing", "bool_type"):
-        return f"expected true or false, got {_show(value)}"
-    msg = error["msg"]
-    return f"{msg[0].lower()}{msg[1:]}, got {_show(value)}"
+def _sequence_spec() -> Any:
+    return _known("sequence").Spec()
+
+
+def _validate(block: Block[Any], values: Mapping[str, Any], raw: Map, where: Location | None,
+              doc_path: str) -> Any:
+    try:
+        return block.Spec.model_validate(dict(values))
+    except ValidationError as exc:
+        raise spec_error(exc, raw, where, doc_path, block.Spec) from None
+
+
+def _label(entry: Entry) -> str:
+    """The base of a block's automatic name: its type, or an activation's function (``relu1``)."""
+    function = entry.args.get("function")
+    if entry.type == "activation" and isinstance(function, str) and function.isidentifier() and function != "none":
+        return function
+    return entry.type
+
+
+def _defaults(document: Map, users: Mapping[str, UserBlock]) -> Map:
+    defaults = document.get("defaults") or Map()
+    if not isinstance(defaults, Map):
+        raise SpecError("'defaults' maps block types to their default arguments", loc_of(document, "defaults"),
+                        "defaults")
+    for key, value in defaults.items():
+        if not (isinstance(key, str) and (key in users or get_block(key) is not None)):
+            raise SpecError(f"unknown block type {shown(key)}{did_you_mean(key, [*block_names(), *users])}",
+                            defaults.key_loc(key), f"defaults.{key}")
+        if not isinstance(value, Map):
+            raise SpecError("defaults of a block type are a mapping of its arguments", defaults.loc_of(key),
+                            f"defaults.{key}")
+    return defaults
 
 
 def _used_at(exc: SpecError, name: str, where: Location | None) -> SpecError:
@@ -476,14 +491,28 @@ def _used_at(exc: SpecError, name: str, where: Location | None) -> SpecError:
     return SpecError(f"{exc.message} (in block '{name}' used at {where})", exc.location, exc.path)
 
 
+def _plain_top(values: Map) -> dict[str, Any]:
+    return {key: _plain(value) for key, value in values.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Map):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, Seq):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _join(parent: str, name: str) -> str:
     return f"{parent}.{name}" if parent else name
 
 
-def _format(value: Any) -> str:
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
-def _show(value: Any) -> str:
-    text = repr(dict(value) if isinstance(value, Map) else list(value) if isinstance(value, Seq) else value)
-    return text if len(text) <= 60 else text[:57] + "..."
+@contextmanager
+def _recursion_room() -> Iterator[None]:
+    """Room for :data:`MAX_NESTING` levels of blocks, a handful of Python frames each."""
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(saved, MAX_NESTING * 40))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(saved)

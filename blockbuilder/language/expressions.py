@@ -13,6 +13,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from blockbuilder.errors import did_you_mean, shown
+
 MAX_LENGTH = 500
 MAX_MAGNITUDE = 10**15
 
@@ -33,8 +35,18 @@ _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
 }
+MAX_DIGITS = 15
+
+
+def _round(value: int | float, digits: int | None = None) -> int | float:
+    """``round`` with its digits bounded: ``round(5, -10**8)`` would build a 100-million-digit number."""
+    if digits is not None and (isinstance(digits, bool) or not isinstance(digits, int) or abs(digits) > MAX_DIGITS):
+        raise ValueError(f"round's digits must be an integer between -{MAX_DIGITS} and {MAX_DIGITS}, got {digits}")
+    return round(value, digits) if digits is not None else round(value)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "round": round,
+    "round": _round,
     "floor": math.floor,
     "ceil": math.ceil,
     "min": min,
@@ -59,7 +71,7 @@ def evaluate(text: str, scope: Mapping[str, Any]) -> Any:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExprError(f"invalid expression {text!r}: {exc.msg}") from None
+        raise ExprError(f"invalid expression {shown(text)}: {exc.msg}") from None
     return _Evaluator(scope).visit(tree.body)
 
 
@@ -83,8 +95,6 @@ class _Evaluator:
     def visit_Name(self, node: ast.Name) -> Any:
         if node.id in self.scope:
             return self.scope[node.id]
-        from blockbuilder.errors import did_you_mean
-
         raise ExprError(f"unknown name '{node.id}'{did_you_mean(node.id, self.scope)}")
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
@@ -153,7 +163,7 @@ class _Evaluator:
 
 def _number(value: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ExprError(f"expected a number, got {value!r}")
+        raise ExprError(f"expected a number, got {shown(value)}")
     return value
 
 

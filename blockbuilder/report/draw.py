@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from blockbuilder.errors import CommandError
 from blockbuilder.text import human
-from blockbuilder.blocks.registry import Node, get_block
+from blockbuilder.blocks import Node
 
 if TYPE_CHECKING:  # pragma: no cover
     from blockbuilder.language.architecture import Architecture
@@ -39,11 +39,10 @@ SKIP_W = 0.32                      # room on the right of a folded residual for 
 MAX_PIXELS = 30000                 # PNG side limit; the dpi shrinks for very tall diagrams
 FONT = 7.5
 LINE = "#4a4a4a"
+#: Fill colour of a block's box by its colour class (``Block.colour``).
 COLOURS = {
-    "conv": "#cfe2f3", "depthwise_conv": "#cfe2f3", "dense": "#d9ead3", "max_pool": "#fce5cd",
-    "avg_pool": "#fce5cd", "global_avg_pool": "#fce5cd", "global_max_pool": "#fce5cd",
-    "dropout": "#ead1dc", "batchnorm": "#eeeeee", "activation": "#eeeeee", "flatten": "#eeeeee",
-    "residual": "#fff2cc", "branch": "#d9d2e9", "fractal": "#d0e0e3", "se": "#f4cccc",
+    "conv": "#cfe2f3", "dense": "#d9ead3", "pool": "#fce5cd", "regularise": "#ead1dc", "plain": "#eeeeee",
+    "residual": "#fff2cc", "branch": "#d9d2e9", "fractal": "#d0e0e3", "combinator": "#fff2cc", "gate": "#f4cccc",
 }
 COMPOSITE = "#fff2cc"
 PLAIN = "#f3f3f3"
@@ -68,12 +67,12 @@ def subtree(node: Node) -> list[Node]:
 
 def total_params(node: Node) -> int:
     """Weights of a block and everything inside it, from shapes alone."""
-    return sum(get_block(n.type).params(n) for n in subtree(node))
+    return sum(n.block.params(n) for n in subtree(node))
 
 
 def total_macs(node: Node) -> int:
     """Multiply-accumulates of a block and everything inside it, from shapes alone."""
-    return sum(get_block(n.type).macs(n) for n in subtree(node))
+    return sum(n.block.macs(n) for n in subtree(node))
 
 
 
@@ -82,41 +81,9 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "×".join(str(s) for s in shape) if shape else "?"
 
 
-def _pair(value: Any) -> str:
-    if isinstance(value, (tuple, list)):
-        return "×".join(map(str, value)) if len(set(value)) > 1 else f"{value[0]}×{value[0]}"
-    return f"{value}×{value}"
-
-
-def _stride(value: Any) -> str:
-    first = value[0] if isinstance(value, (tuple, list)) else value
-    return f" /{first}" if first != 1 else ""
-
-
-def describe(node: Node) -> str:
+def describe(node: Node[Any]) -> str:
     """What a block does, in a few words: ``conv 3×3 /2, 64``, ``dense 10``, ``residual``."""
-    spec, kind = node.spec, node.type
-    if kind == "conv":
-        groups = f", g{spec.groups}" if spec.groups > 1 else ""
-        return f"conv {_pair(spec.kernel)}{_stride(spec.stride)}, {spec.filters}{groups}"
-    if kind == "depthwise_conv":
-        return f"depthwise {_pair(spec.kernel)}{_stride(spec.stride)}"
-    if kind in ("max_pool", "avg_pool"):
-        stride = spec.stride if spec.stride is not None else spec.size
-        return f"{kind.replace('_', ' ')} {_pair(spec.size)}{_stride(stride)}"
-    if kind == "dense":
-        return f"dense {spec.units}"
-    if kind == "dropout":
-        return f"dropout {spec.rate:g}"
-    if kind == "activation":
-        return str(spec.function)
-    if kind == "repeat":
-        return f"repeat ×{len(node.children.get('body', []))}"
-    if kind == "branch":
-        return f"branch: {len(node.children.get('paths', []))} paths, {spec.merge}"
-    if kind == "residual":
-        return f"residual ({spec.merge})" if spec.merge != "add" else "residual"
-    return kind.replace("_", " ")
+    return node.block.describe(node)
 
 
 def title_of(node: Node) -> str:
@@ -319,12 +286,12 @@ def layout(node: Node, depth: int | None, level: int = 0) -> Item:
     opened = bool(node.children) and (depth is None or level < depth)
     if not opened:
         return _leaf(node)
-    builder = _OPENERS.get(node.type, _open_sequence)
+    builder = _OPENERS.get(node.block.colour, _open_sequence)
     return builder(node, depth, level)
 
 
 def _leaf(node: Node, count: int = 1) -> Box:
-    skip = node.spec.merge if node.type == "residual" else None
+    skip = node.spec.merge if node.block.colour == "residual" else None
     return Box(node=node, count=count, skip=skip)
 
 
@@ -368,10 +335,10 @@ def _open_sequence(node: Node, depth: int | None, level: int) -> Stack:
 
 
 def _open_residual(node: Node, depth: int | None, level: int) -> Stack:
-    pre = _children_stack(node.children.get("pre", []), depth, level + 1).items
-    after = _children_stack(node.children.get("after", []), depth, level + 1).items
-    body = _children_stack(node.children.get("body", []), depth, level + 1)
-    shortcut_nodes = node.children.get("shortcut", [])
+    pre = _children_stack(node.group("pre"), depth, level + 1).items
+    after = _children_stack(node.group("after"), depth, level + 1).items
+    body = _children_stack(node.group("body"), depth, level + 1)
+    shortcut_nodes = node.group("shortcut")
     shortcut = _children_stack(shortcut_nodes, depth, level + 1) if shortcut_nodes else None
     merged = Parallel(columns=[body, shortcut], merge=node.spec.merge, anchored=True)
     return _frame(node, [*pre, merged, *after])
@@ -385,7 +352,7 @@ def _open_branch(node: Node, depth: int | None, level: int) -> Stack:
 
 def _group_paths(node: Node) -> list[list[Node]]:
     """A branch's children split back into its paths (each path's blocks share a ``pathN`` prefix)."""
-    children = node.children.get("paths", [])
+    children = node.group("paths")
     groups: dict[str, list[Node]] = {}
     for child in children:
         rest = child.path[len(node.path) + 1:] if child.path.startswith(node.path + ".") else child.name
@@ -396,7 +363,7 @@ def _group_paths(node: Node) -> list[list[Node]]:
 def _open_fractal(node: Node, depth: int | None, level: int) -> Stack:
     from blockbuilder.blocks.fractal import fractal_rows
 
-    units = iter(node.children.get("body", []))
+    units = iter(node.group("body"))
     rows = [[(column, _unit(next(units))) for column in active] for active in fractal_rows(node.spec.columns)]
     return _frame(node, [FractalGrid(rows=rows, columns=node.spec.columns)])
 
@@ -418,7 +385,7 @@ _OPENERS: dict[str, Callable[[Node, int | None, int], Item]] = {
 def _fill(node: Node | None) -> str:
     if node is None:
         return PLAIN
-    return COLOURS.get(node.type, COMPOSITE if node.children else PLAIN)
+    return COLOURS.get(node.block.colour, COMPOSITE if node.children else PLAIN)
 
 
 def _rect(ax: Any, x: float, y: float, w: float, h: float, fill: str, dashed: bool = False, z: int = 2) -> None:
@@ -566,9 +533,8 @@ def draw(arch: Architecture, output: str | Path, depth: int | None = None) -> Pa
     if suffix not in FORMATS:
         raise DrawError(f"cannot tell the format of '{path}': use a name ending in {', '.join(FORMATS)}")
     data = render(arch, suffix[1:], depth)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    except OSError as exc:
-        raise DrawError(f"cannot write '{path}': {exc.strerror or exc}") from exc
+    from blockbuilder.files import atomic_path
+
+    with atomic_path(path) as temporary:  # a CommandError "cannot write PATH: reason" when it cannot
+        Path(temporary).write_bytes(data)
     return path

@@ -13,7 +13,7 @@ from typing import Any
 
 from blockbuilder.language.architecture import Architecture, block_depth
 from blockbuilder.text import human
-from blockbuilder.blocks.registry import Node, get_block
+from blockbuilder.blocks import Node
 
 
 @dataclass
@@ -112,36 +112,29 @@ def summarize(architecture: Architecture, model: Any) -> Summary:
 
 def estimate(architecture: Architecture) -> tuple[int, int]:
     """Parameters and MACs computed from the specs alone, without building (``validate``, ``zoo``)."""
-    params = macs = 0
-    for node in _index(architecture.root).values():
-        block = get_block(node.type)
-        params += block.params(node)
-        macs += block.macs(node)
-    return params, macs
+    nodes = architecture.root.walk()
+    return sum(n.block.params(n) for n in nodes), sum(n.block.macs(n) for n in nodes)
 
 
-def _index(root: Node) -> dict[str, Node]:
-    found = {root.path: root}
-    for child in root.all_children():
-        found.update(_index(child))
-    return found
+def _index(root: Node[Any]) -> dict[str, Node[Any]]:
+    return {node.path: node for node in root.walk()}
 
 
-def receptive_fields(root: Node) -> dict[str, int | None]:
+def receptive_fields(root: Node[Any]) -> dict[str, int | None]:
     """Receptive field (input pixels one output value sees) after every block; ``None`` where undefined."""
     found: dict[str, int | None] = {}
 
-    def chain(nodes: list[Node], field: Any) -> Any:
+    def chain(nodes: tuple[Node[Any], ...], field: Any) -> Any:
         for node in nodes:
-            field = get_block(node.type).receptive_field(node, field, chain)
+            field = node.block.receptive_field(node, field, chain)
             found[node.path] = field[0] if field else None
         return field
 
-    chain(root.children.get("body", []), (1, 1))
+    chain(root.group("body"), (1, 1))
     return found
 
 
-def _block(node: Node, own_params: dict[str, int], own_macs: dict[str, int],
+def _block(node: Node[Any], own_params: dict[str, int], own_macs: dict[str, int],
            fields: dict[str, int | None]) -> BlockSummary:
     children = [_block(child, own_params, own_macs, fields) for child in node.all_children()]
     return BlockSummary(

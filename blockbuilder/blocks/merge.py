@@ -1,0 +1,49 @@
+"""How parallel tensors are merged (``add``, ``concat``, ``mean``, ``multiply``): shapes and layers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from blockbuilder.blocks.registry import Shape, Site
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blockbuilder.compiler.compile import BuildContext
+
+
+def merge_shapes(site: Site, shapes: Sequence[Shape], merge: str, names: Sequence[str]) -> Shape:
+    """The shape after merging; an error naming both shapes when they do not fit."""
+    first = shapes[0]
+    if merge == "multiply":
+        return _gate_shape(site, shapes, names)
+    for name, shape in zip(names[1:], shapes[1:]):
+        if merge == "concat":
+            if shape[:-1] != first[:-1]:
+                raise site.error(f"cannot concat {names[0]} {list(first)} with {name} {list(shape)}: "
+                                 "spatial sizes differ")
+        elif shape != first:
+            raise site.error(f"cannot {merge} {names[0]} {list(first)} and {name} {list(shape)}: shapes differ")
+    if merge == "concat":
+        return (*first[:-1], sum(s[-1] for s in shapes))
+    return first
+
+
+def _gate_shape(site: Site, shapes: Sequence[Shape], names: Sequence[str]) -> Shape:
+    """``multiply`` broadcasts: a [1, 1, C] gate may scale an [H, W, C] tensor (squeeze-and-excitation)."""
+    first, second = shapes[0], shapes[1]
+    if len(first) != len(second) or any(a != b and 1 not in (a, b) for a, b in zip(first, second)):
+        raise site.error(f"cannot multiply {names[0]} {list(first)} and {names[1]} {list(second)}: "
+                         "shapes do not broadcast")
+    return tuple(max(a, b) for a, b in zip(first, second))
+
+
+def merge_layer(how: str, tensors: list[Any], name: str, ctx: BuildContext) -> Any:
+    """Merge tensors by ``add``, ``concat``, ``mean`` or ``multiply`` (which broadcasts)."""
+    layers = ctx.layers
+    if how == "add":
+        return layers.Add(name=name)(tensors)
+    if how == "multiply":
+        return layers.Multiply(name=name)(tensors)
+    if how == "mean":
+        return layers.Average(name=name)(tensors)
+    return layers.Concatenate(axis=-1, name=name)(tensors)

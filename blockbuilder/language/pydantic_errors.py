@@ -1,0 +1,79 @@
+"""A pydantic validation error, said as one ``SpecError`` at the offending key in plain words."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from blockbuilder.errors import Location, SpecError, did_you_mean, shown
+from blockbuilder.language.document import Map, Seq, loc_of
+
+_KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def spec_error(exc: ValidationError, raw: Any, where: Location | None, doc_path: str,
+               spec_class: type[BaseModel]) -> SpecError:
+    """The first pydantic error (an unknown key first) as a ``SpecError`` located at its key.
+
+    Args:
+        exc: The validation error.
+        raw: The located document the values came from (a ``Map``), for line and column.
+        where: Where to point when the key has no location of its own.
+        doc_path: The document path of ``raw``.
+        spec_class: The model that refused, for did-you-mean suggestions.
+    """
+    errors = exc.errors()
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    steps = error["loc"]
+    place, container, model = where, raw, spec_class
+    for step in steps:
+        if isinstance(step, str) and step.endswith("]"):  # a union member, not a document step
+            continue
+        place = loc_of(container, step) or place
+        if error["type"] == "extra_forbidden" and step == steps[-1] and isinstance(container, Map):
+            place = container.key_loc(step) or place
+        inner = _field_model(model, step)
+        container = container[step] if _has(container, step) else None
+        model = inner or model
+    path = doc_path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in steps
+                              if not (isinstance(p, str) and p.endswith("]")))
+    return SpecError(plain_message(error, model), place or where, path)
+
+
+def plain_message(error: Any, spec_class: type[BaseModel]) -> str:
+    """Pydantic's message for one error, in the words blockbuilder uses."""
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    key = next((s for s in reversed(error["loc"]) if isinstance(s, str) and not s.endswith("]")), "")
+    if kind == "extra_forbidden":
+        return f"unknown key '{key}'{did_you_mean(key, spec_class.model_fields)}"
+    if kind == "missing":
+        return f"missing required key '{key}'"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        choices = re.findall(r"'([^']*)'", expected)
+        return f"expected one of {expected}, got {shown(value)}{did_you_mean(value, choices)}"
+    if kind in ("greater_than", "greater_than_equal") and ctx.get("gt") == 0 and _is_int(value):
+        return f"expected a positive integer, got {value}"
+    for prefix, name in _KIND_NAMES.items():
+        if kind.startswith(prefix + "_"):
+            return f"expected {name}, got {shown(value)}"
+    message = str(error["msg"])
+    return f"{message[0].lower()}{message[1:]}, got {shown(value)}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _has(container: Any, key: Any) -> bool:
+    if isinstance(container, dict):
+        return key in container
+    return isinstance(container, (list, Seq)) and isinstance(key, int) and 0 <= key < len(container)
+
+
+def _field_model(model: Any, step: Any) -> type[BaseModel] | None:
+    fields = getattr(model, "model_fields", {})
+    annotation = getattr(fields.get(step), "annotation", None)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
