@@ -232,6 +232,15 @@ class Block(Generic[S]):
         """Create the block's Keras layers (named under ``node.path``) and apply them to ``x``."""
         raise NotImplementedError(f"block type '{self.type}' cannot be built")
 
+    def keras_layers(self) -> tuple[type, ...]:
+        """Custom Keras layer classes this block builds with, registered as serializable.
+
+        Define them inside this method (importing Keras here, not at module level, keeps
+        ``validate`` free of TensorFlow) and cache them; :mod:`blockbuilder.compiler.layers` calls it
+        for every registered block, so a saved ``.keras`` file finds them when it is loaded.
+        """
+        return ()
+
     # -- diagrams -------------------------------------------------------------------------------
 
     def describe(self, node: Node[S]) -> str:

@@ -40,5 +40,18 @@ class ScaledTanh(keras.layers.Layer):
         return input_shape
 
 
-# The layers of blockbuilder.blocks.fractal (FractalNet drop-path, squeeze-and-excitation) register too.
-from blockbuilder.compiler import drop_path as layers_extra  # noqa: E402,F401
+# FractalNet's drop-path layers live beside them; block modules may bring their own (Block.keras_layers).
+from blockbuilder.compiler import drop_path  # noqa: E402,F401
+
+
+def register_block_layers() -> None:
+    """Register the custom layers of every block type (so a saved ``.keras`` file finds them)."""
+    from blockbuilder.blocks import block_names, get_block
+
+    for name in block_names():
+        block = get_block(name)
+        if block is not None:
+            block.keras_layers()
+
+
+register_block_layers()
