@@ -29,7 +29,7 @@ def spec_error(exc: ValidationError, raw: Any, where: Location | None, doc_path:
     steps = error["loc"]
     place, container, model = where, raw, spec_class
     for step in steps:
-        if isinstance(step, str) and step.endswith("]"):  # a union member, not a document step
+        if _union_member(step):
             continue
         place = loc_of(container, step) or place
         if error["type"] == "extra_forbidden" and step == steps[-1] and isinstance(container, Map):
@@ -37,15 +37,14 @@ def spec_error(exc: ValidationError, raw: Any, where: Location | None, doc_path:
         inner = _field_model(model, step)
         container = container[step] if _has(container, step) else None
         model = inner or model
-    path = doc_path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in steps
-                              if not (isinstance(p, str) and p.endswith("]")))
+    path = doc_path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in steps if not _union_member(p))
     return SpecError(plain_message(error, model), place or where, path)
 
 
 def plain_message(error: Any, spec_class: type[BaseModel]) -> str:
     """Pydantic's message for one error, in the words blockbuilder uses."""
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
-    key = next((s for s in reversed(error["loc"]) if isinstance(s, str) and not s.endswith("]")), "")
+    key = next((s for s in reversed(error["loc"]) if isinstance(s, str) and not _union_member(s)), "")
     if kind == "extra_forbidden":
         return f"unknown key '{key}'{did_you_mean(key, spec_class.model_fields)}"
     if kind == "missing":
@@ -61,6 +60,11 @@ def plain_message(error: Any, spec_class: type[BaseModel]) -> str:
             return f"expected {name}, got {shown(value)}"
     message = str(error["msg"])
     return f"{message[0].lower()}{message[1:]}, got {shown(value)}"
+
+
+def _union_member(step: Any) -> bool:
+    """Pydantic names the member of a union it tried (``constrained-int``, ``tuple[...]``): not a key."""
+    return isinstance(step, str) and not step.isidentifier()
 
 
 def _is_int(value: Any) -> bool:
