@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--also", nargs="*", default=[], help="more policies to time")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from blockbuilder.training.loop import resolve_precision
+    from blockbuilder.training.devices import resolve_precision
 
     auto = resolve_precision("auto", "cpu")
     base = images_per_second("float32", args.steps, args.batch_size)

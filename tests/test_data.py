@@ -10,9 +10,10 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from blockbuilder.training.data import DataError, eval_batches, load_splits, train_batches  # noqa: E402
-from blockbuilder.errors import SpecError  # noqa: E402
+from blockbuilder.errors import CommandError, DataError  # noqa: E402
+from blockbuilder.training.data import load_splits  # noqa: E402
 from blockbuilder.training.spec import TrainSpec  # noqa: E402
+from blockbuilder.training.tfdata import eval_batches, train_batches  # noqa: E402
 
 
 def _arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +46,7 @@ def test_more_classes_in_data_than_in_model_is_an_error_naming_both():
     with pytest.raises(DataError) as caught:
         load_splits("digits", (32, 32, 1), 5)
     message = str(caught.value)
-    assert isinstance(caught.value, SpecError) and "\n" not in message
+    assert isinstance(caught.value, CommandError) and "\n" not in message
     assert "'digits' has 10 classes but the model has 5" in message
     assert message.startswith("train.dataset: ")
 

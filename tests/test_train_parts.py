@@ -44,14 +44,14 @@ def test_train_flags_import_neither_pydantic_nor_tensorflow_and_match_the_train_
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "[]"
-    from blockbuilder.cli.train import PRECISIONS
+    from blockbuilder.training.spec import PRECISIONS
 
     assert PRECISIONS == typing.get_args(TrainSpec.model_fields["precision"].annotation)
 
 
 tf = pytest.importorskip("tensorflow")
 
-from blockbuilder.training import loop as training  # noqa: E402
+from blockbuilder.training import api, devices, optim, rundir  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -68,34 +68,34 @@ def test_auto_precision_follows_the_hardware(monkeypatch, tmp_path, flags, devic
     real_open = open
     monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(
         cpuinfo if path == "/proc/cpuinfo" else path, *a, **k))
-    assert training.resolve_precision("auto", device) == expected
-    assert training.resolve_precision("float32", device) == "float32"
+    assert devices.resolve_precision("auto", device) == expected
+    assert devices.resolve_precision("float32", device) == "float32"
 
 
 @pytest.mark.parametrize("capabilities, expected", [([(8, 0)], "mixed_float16"), ([(6, 1)], "float32")])
 def test_auto_precision_on_gpus_needs_tensor_cores(monkeypatch, capabilities, expected):
-    monkeypatch.setattr(training, "_gpu_capabilities", lambda: capabilities)
-    assert training.resolve_precision("auto", "gpu") == expected
+    monkeypatch.setattr(devices, "_gpu_capabilities", lambda: capabilities)
+    assert devices.resolve_precision("auto", "gpu") == expected
 
 
 def test_schedules_warmup_piecewise_cosine():
     spec = TrainSpec.model_validate({"epochs": 10, "optimizer": {"learning_rate": 0.1}, "schedule": {
         "type": "piecewise", "warmup_epochs": 1, "boundaries": [5, 8], "factors": [0.1, 0.01]}})
-    rate = training.make_optimizer(spec, steps_per_epoch=10).learning_rate
-    schedule = training.make_optimizer(spec, 10)._learning_rate
+    rate = optim.make_optimizer(spec, steps_per_epoch=10).learning_rate
+    schedule = optim.make_optimizer(spec, 10)._learning_rate
     values = [float(schedule(step)) for step in (0, 9, 20, 50, 85)]
     assert values == pytest.approx([0.01, 0.1, 0.1, 0.01, 0.001])
     assert float(rate) == pytest.approx(0.01)
     cosine = TrainSpec.model_validate({"epochs": 10, "optimizer": {"learning_rate": 0.1},
                                        "schedule": {"type": "cosine", "alpha": 0.1}})
-    schedule = training.make_optimizer(cosine, 10)._learning_rate
+    schedule = optim.make_optimizer(cosine, 10)._learning_rate
     assert [float(schedule(s)) for s in (0, 50, 100)] == pytest.approx([0.1, 0.055, 0.01])
 
 
 def test_sgd_nesterov_and_weight_decay_reach_keras():
     spec = TrainSpec.model_validate({"optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.8,
                                                    "nesterov": True, "weight_decay": 5e-4}})
-    optimizer = training.make_optimizer(spec, 10)
+    optimizer = optim.make_optimizer(spec, 10)
     assert type(optimizer).__name__ == "SGD" and optimizer.nesterov and optimizer.momentum == 0.8
     assert optimizer.weight_decay == pytest.approx(5e-4)
 
@@ -108,18 +108,18 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         Path(temporary).write_text("half")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(training.TrainError, match="cannot write .*model.keras: No space left on device"):
-        training._atomic_write(target, half_write)
+    with pytest.raises(rundir.TrainError, match="cannot write .*model.keras: No space left on device"):
+        rundir.write_file(target, half_write)
     assert target.read_text() == "the good model"
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
 
 
 def _train(tmp_path, name, **train):
-    options = training.TrainOptions(output=str(tmp_path / name), live=False)
+    options = api.TrainOptions(output=str(tmp_path / name), live=False)
     import blockbuilder
 
     architecture = blockbuilder.load("lenet5", [f"train.{k}={v}" for k, v in train.items()])
-    return training.train(architecture, {}, options).metrics
+    return api.run_plan(api.plan(architecture, options), options).metrics
 
 
 def test_same_seed_same_metrics(tmp_path):

@@ -1,17 +1,29 @@
 """``blockbuilder train ARCH``: train a model and fill its run directory.
 
-The flags are defined here with the standard library only (no pydantic, TensorFlow or Keras), so
-``blockbuilder --help`` stays fast; their values are checked by ``TrainSpec`` when training starts.
+The flags are defined with the standard library only (no pydantic, TensorFlow or Keras), so
+``blockbuilder --help`` stays fast. Before TensorFlow is imported, the run is planned
+(:func:`blockbuilder.training.api.plan`): a missing data set, a run directory that holds a run, a
+``--resume`` with nothing to resume or with changed settings are reported at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+
+from blockbuilder.cli import positive_int
+from blockbuilder.training.choices import DEVICES, PRECISIONS
 
 HELP = "train a model (default: the embedded digits data set, offline)"
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16", "bfloat16")  # = TrainSpec's (tested)
-DEVICES = ("auto", "cpu", "gpu", "tpu")
+EXAMPLES = """\
+examples:
+  blockbuilder train lenet5                                  # embedded digits, offline, about 30 s
+  blockbuilder train my_arch.yaml --set train.dataset=folder:photos --epochs 30
+  blockbuilder train my_arch.yaml --output runs/photos --resume   # continue after Ctrl-C or a crash
+  blockbuilder train lenet5 --export savedmodel                 # export the best model at the end
+"""
 
 
 def _host_port(text: str) -> str:
@@ -23,52 +35,60 @@ def _host_port(text: str) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the training flags (``arch``, ``--set`` and ``--debug`` come from the CLI)."""
-    parser.add_argument("--epochs", type=int, metavar="N", help="override train.epochs")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="override train.batch_size")
-    parser.add_argument("--output", "-o", metavar="DIR", help="run directory (default runs/<name>)")
+    parser.epilog = EXAMPLES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--epochs", type=positive_int, metavar="N", help="override train.epochs")
+    parser.add_argument("--batch-size", type=positive_int, metavar="N", help="override train.batch_size")
+    parser.add_argument("--output", "-o", metavar="DIR",
+                        help="run directory (default runs/NAME, or runs/NAME-2 ... when taken)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="where to train")
     parser.add_argument("--seed", type=int, help="override train.seed")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from the run directory's last checkpoint")
+                        help="continue the run in --output (default: the latest run of this architecture)")
     parser.add_argument("--precision", choices=PRECISIONS, help="override train.precision")
-    parser.add_argument("--export", metavar="FORMAT",
-                        help="export the best model at the end (e.g. savedmodel)")
+    parser.add_argument("--export", metavar="FORMAT", help="export the best model at the end (e.g. savedmodel)")
     parser.add_argument("--coordinator", type=_host_port, metavar="HOST:PORT",
                         help="JAX multi-process: the coordinator's address")
-    parser.add_argument("--num-processes", type=int, metavar="N",
-                        help="JAX multi-process: number of processes")
-    parser.add_argument("--process-id", type=int, metavar="I",
-                        help="JAX multi-process: this process's index")
+    parser.add_argument("--num-processes", type=int, metavar="N", help="JAX multi-process: number of processes")
+    parser.add_argument("--process-id", type=int, metavar="I", help="JAX multi-process: this process's index")
 
 
-def _spec_overrides(args: argparse.Namespace) -> dict:
-    return {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "seed": args.seed,
-        "precision": args.precision,
-    }
+def flag_overrides(args: argparse.Namespace) -> list[str]:
+    """The training flags as ``--set`` overrides (so ``resolved.yaml`` holds what was trained)."""
+    flags = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "precision": args.precision}
+    return [f"train.{key}={value}" for key, value in flags.items() if value is not None]
+
+
+def _resume_command(args: argparse.Namespace, run_dir: object) -> str:
+    words = ["blockbuilder", "train", args.arch]
+    for override in args.overrides:
+        words += ["--set", override]
+    for flag in ("epochs", "batch_size", "seed", "precision", "export"):
+        value = getattr(args, flag)
+        if value is not None:
+            words += [f"--{flag.replace('_', '-')}", str(value)]
+    return shlex.join([*words, "--output", str(run_dir), "--resume"])
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train ``args.architecture``; return 0, or 1 when the loss became NaN.
+    """Train ``args.architecture``; return 0, 1 when the loss became NaN, 130 when interrupted."""
+    import blockbuilder
+    from blockbuilder.training.api import TrainOptions, plan, run_plan
 
-    A ``TrainError`` (a ``CommandError``) is printed by the CLI in one line with exit code 1; a
-    flag value that the ``train:`` section rejects is a ``UsageError`` (exit code 2).
-    """
-    from pydantic import ValidationError
-
-    from blockbuilder.errors import UsageError
-    from blockbuilder.training.loop import TrainOptions, train
-
+    architecture = args.architecture
+    flags = flag_overrides(args)
+    if flags:
+        architecture = blockbuilder.load(args.arch, [*args.overrides, *flags])
     options = TrainOptions(
         output=args.output, device=args.device, resume=args.resume, export=args.export,
         coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,
     )
+    decided = plan(architecture, options)
     try:
-        result = train(args.architecture, _spec_overrides(args), options)
-    except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(p) for p in problem["loc"])
-        raise UsageError(f"train.{where}: {problem['msg']}") from None
-    return 1 if result.metrics.get("stopped") == "nan" else 0
+        run = run_plan(decided, options)
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.stderr.write(f"\ninterrupted; the completed epochs are saved in {decided.run_dir}. "
+                         f"Continue with:\n  {_resume_command(args, decided.run_dir)}\n")
+        return 130
+    return 1 if run.metrics.get("stopped") == "nan" else 0

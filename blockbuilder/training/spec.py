@@ -20,16 +20,19 @@ from pydantic import (
     model_validator,
 )
 
+from blockbuilder.errors import CommandError
+from blockbuilder.training.choices import PRECISIONS, Precision
+
 __all__ = [
     "AugmentationSpec",
     "EarlyStoppingSpec",
     "OptimizerSpec",
     "PRECISIONS",
     "ScheduleSpec",
+    "TrainError",
     "TrainSpec",
 ]
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16", "bfloat16")
 
 
 class _Strict(BaseModel):
@@ -140,7 +143,8 @@ class AugmentationSpec(_Strict):
     @property
     def options(self) -> BaseModel:
         """The step's options."""
-        return getattr(self, self.kind)
+        options: BaseModel = getattr(self, self.kind)
+        return options
 
 
 class EarlyStoppingSpec(_Strict):
@@ -149,6 +153,13 @@ class EarlyStoppingSpec(_Strict):
     monitor: str = "val_loss"
     patience: PositiveInt = 5
     min_delta: NonNegativeFloat = 0.0
+
+
+Metric = Literal["accuracy", "top5_accuracy"]
+
+
+def _default_metrics() -> list[Metric]:
+    return ["accuracy"]
 
 
 class TrainSpec(_Strict):
@@ -167,11 +178,11 @@ class TrainSpec(_Strict):
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     loss: Literal["sparse_categorical_crossentropy"] = "sparse_categorical_crossentropy"
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
-    metrics: list[Literal["accuracy", "top5_accuracy"]] = Field(default_factory=lambda: ["accuracy"])
+    metrics: list[Metric] = Field(default_factory=_default_metrics)
     augmentation: list[AugmentationSpec] = Field(
         default_factory=lambda: [AugmentationSpec(translation=FactorSpec(factor=0.1))]
     )
-    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16", "bfloat16"] = "auto"
+    precision: Precision = "auto"
     seed: int = 0
     deterministic: bool = False
     validation_split: float = Field(default=0.1, gt=0.0, lt=1.0)
@@ -188,3 +199,7 @@ class TrainSpec(_Strict):
                 f"got {self.dataset!r}"
             )
         return self
+
+
+class TrainError(CommandError):
+    """A training failure a user can act on, reported in one line (exit code 1)."""

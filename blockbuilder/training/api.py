@@ -1,0 +1,231 @@
+"""``blockbuilder.train``: the Python API of training, and the plan the command line checks first.
+
+Everything decided before TensorFlow is imported lives here (no Keras import at module level): the
+``train:`` section with its overrides, the data set's path (relative to the file that wrote it),
+the run directory (never overwriting a run), and, for ``--resume``, the checkpoint and the settings
+it was trained with. :func:`run_plan` then imports the trainer (:mod:`blockbuilder.training.loop`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml  # type: ignore[import-untyped]
+
+from blockbuilder.errors import SpecError
+from blockbuilder.training.rundir import Checkpoint, choose_run_dir, latest_checkpoint, remove_partial
+from blockbuilder.training.spec import TrainError, TrainSpec
+
+__all__ = ["EpochHook", "Plan", "Run", "TrainOptions", "plan", "run_plan", "train"]
+
+#: ``on_epoch_end(epoch, logs) -> bool``: called after each committed epoch (1-based ``epoch``,
+#: ``logs`` the history row: loss, accuracy, val_loss, val_accuracy ...); ``True`` stops training.
+EpochHook = Callable[[int, dict[str, Any]], bool]
+
+#: Settings that ``--resume`` applies (with a notice); any other change is refused.
+RESUMABLE_CHANGES = ("train.epochs",)
+
+
+@dataclass
+class TrainOptions:
+    """Choices that are not part of the ``train:`` section."""
+
+    output: Optional[str] = None
+    device: str = "auto"
+    resume: bool = False
+    export: Optional[str] = None
+    coordinator: Optional[str] = None
+    num_processes: Optional[int] = None
+    process_id: Optional[int] = None
+    live: Optional[bool] = None  # None: a live display when stdout is a terminal
+    callbacks: Sequence[Any] = ()
+    on_epoch_end: Optional[EpochHook] = None
+    runs_root: str = "runs"
+
+
+@dataclass
+class Run:
+    """A finished run: its directory, the tested (best) model, its metrics and history.
+
+    Attributes:
+        run_dir: The run directory.
+        model: The ``keras.Model`` with the best weights (the one the test metrics score).
+        metrics: The content of ``metrics.json``.
+        history: One dict per epoch (the rows of ``history.csv``).
+    """
+
+    run_dir: Path
+    model: Any
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def _repr_html_(self) -> str:
+        test = self.metrics.get("test", {})
+        cells = "".join(f"<tr><td>{k}</td><td>{v:.4f}</td></tr>" for k, v in test.items()
+                        if isinstance(v, (int, float)))
+        return (f"<b>run {self.run_dir}</b>: {self.metrics.get('epochs_completed')} epochs, "
+                f"stopped: {self.metrics.get('stopped')}<table>{cells}</table>")
+
+
+@dataclass
+class Plan:
+    """A run as decided before TensorFlow: what trains, on which data, into which directory.
+
+    Attributes:
+        architecture: The architecture, with every override applied.
+        spec: Its ``train:`` section, the data set path resolved.
+        run_dir: Where the run goes.
+        checkpoint: The checkpoint ``--resume`` continues from (``None``: from the start).
+        notices: Lines to show before training (changed settings applied on resume ...).
+    """
+
+    architecture: Any
+    spec: TrainSpec
+    run_dir: Path
+    checkpoint: Optional[Checkpoint]
+    notices: list[str] = field(default_factory=list)
+
+
+def _dataset_location(architecture: Any) -> Any:
+    document = getattr(architecture, "document", None)
+    section = document.get("train") if isinstance(document, dict) else None
+    if isinstance(section, dict) and "dataset" in section and hasattr(section, "loc_of"):
+        return section.loc_of("dataset")
+    return None
+
+
+def resolve_dataset(architecture: Any, spec: TrainSpec) -> str:
+    """``spec.dataset`` with a ``folder:``/``npz:`` path made relative to the file that wrote it.
+
+    A path on the command line (``--set``) stays relative to the working directory.
+
+    Raises:
+        SpecError: the path does not exist (``FILE:LINE:COL: train.dataset: ...``).
+    """
+    kind, _, rest = spec.dataset.partition(":")
+    if kind not in ("folder", "npz"):
+        return spec.dataset
+    where = _dataset_location(architecture)
+    path = Path(os.path.expanduser(rest))
+    written_in_file = where is not None and where.line and Path(where.file).is_file()
+    if not path.is_absolute() and written_in_file:
+        path = Path(where.file).parent / path
+    found = path.is_dir() if kind == "folder" else path.is_file()
+    if not found:
+        shown = f"'{rest}'" + (f" ({path})" if str(path) != rest else "")
+        what = "folder" if kind == "folder" else "file"
+        raise SpecError(f"{what} {shown} does not exist", where, "train.dataset")
+    return f"{kind}:{path}"
+
+
+def _plain_differences(old: Any, new: Any, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        found: list[str] = []
+        for key in list(old) + [k for k in new if k not in old]:
+            child = f"{path}.{key}" if path else str(key)
+            found += _plain_differences(old.get(key), new.get(key), child)
+        return found
+    if old != new:
+        return [f"{path}: {json.dumps(old)} -> {json.dumps(new)}"]
+    return []
+
+
+def _settings_changes(run_dir: Path, architecture: Any) -> list[str]:
+    """How the architecture and ``train:`` section differ from the run's ``resolved.yaml``."""
+    resolved = run_dir / "resolved.yaml"
+    try:
+        old = yaml.safe_load(resolved.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise TrainError(f"cannot resume: {resolved} is not readable ({str(error).splitlines()[0]})") from None
+    new = yaml.safe_load(architecture.to_yaml())
+    old_train = old.get("train", {}) if isinstance(old, dict) else {}
+    new_train = new.get("train", {}) if isinstance(new, dict) else {}
+    # Compare the effective train: section, so that writing a default out is no change.
+    old_spec = TrainSpec.model_validate(old_train or {}).model_dump(mode="json") if isinstance(old_train, dict) else {}
+    new_spec = TrainSpec.model_validate(new_train or {}).model_dump(mode="json")
+    model_old = {k: v for k, v in (old or {}).items() if k != "train"}
+    model_new = {k: v for k, v in (new or {}).items() if k != "train"}
+    return _plain_differences(model_old, model_new) + _plain_differences(old_spec, new_spec, "train")
+
+
+def plan(architecture: Any, options: TrainOptions) -> Plan:
+    """Decide everything that needs no TensorFlow; raise the errors a user can fix at once.
+
+    Raises:
+        SpecError: a data set path that does not exist (with its file, line and column).
+        TrainError: the run directory holds a run (without ``--resume``), ``--resume`` finds no run,
+            its checkpoint is damaged, or its settings differ (beyond ``train.epochs``).
+    """
+    spec: TrainSpec = architecture.train
+    spec = spec.model_copy(update={"dataset": resolve_dataset(architecture, spec)})
+    run_dir = choose_run_dir(architecture.name, options.output, options.resume, options.runs_root)
+    notices: list[str] = []
+    checkpoint = None
+    if options.resume:
+        changes = _settings_changes(run_dir, architecture)
+        refused = [c for c in changes if not c.startswith(RESUMABLE_CHANGES)]
+        if refused:
+            raise TrainError(f"--resume: {run_dir} was trained with other settings ({'; '.join(refused)}); "
+                             f"undo the change, or start a new run without --resume")
+        notices += [f"--resume: applying a changed setting: {change}" for change in changes]
+        remove_partial(run_dir)
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            notices.append(f"--resume: {run_dir} has no completed epoch; starting from the first")
+    return Plan(architecture, spec, run_dir, checkpoint, notices)
+
+
+def run_plan(decided: Plan, options: TrainOptions) -> Run:
+    """Train as decided (imports TensorFlow and Keras)."""
+    from blockbuilder.training.loop import run_training
+
+    return run_training(decided, options)
+
+
+def _overridden(arch: Any, overrides: Sequence[str]) -> Any:
+    import blockbuilder
+
+    if isinstance(arch, (str, os.PathLike)):
+        return blockbuilder.load(arch if isinstance(arch, str) else Path(arch), list(overrides))
+    if not overrides:
+        return arch
+    source = getattr(arch, "source", None)
+    return blockbuilder.loads(arch.to_yaml(), list(overrides), filename=str(source or "<string>"))
+
+
+def override_strings(overrides: Optional[Mapping[str, Any]]) -> list[str]:
+    """``{"train.epochs": 3}`` -> ``["train.epochs=3"]`` (values written as JSON, which YAML reads)."""
+    return [f"{path}={json.dumps(value)}" for path, value in (overrides or {}).items()]
+
+
+def train(arch: Any, *, output: Optional[str | Path] = None, epochs: Optional[int] = None, resume: bool = False,
+          overrides: Optional[Mapping[str, Any]] = None, callbacks: Sequence[Any] = (),
+          on_epoch_end: Optional[EpochHook] = None, live: Optional[bool] = False) -> Run:
+    """Train an architecture and fill its run directory, as ``blockbuilder train`` does.
+
+    Args:
+        arch: A path, a zoo name, or an ``Architecture`` (``blockbuilder.load``).
+        output: The run directory (default ``runs/NAME``, or ``runs/NAME-2`` ... when taken).
+        epochs: Override ``train.epochs``.
+        resume: Continue the run in ``output`` (default: the latest run of this name).
+        overrides: ``--set`` paths and values, e.g. ``{"train.optimizer.learning_rate": 0.01}``.
+        callbacks: Keras callbacks passed to each epoch's ``fit``.
+        on_epoch_end: ``on_epoch_end(epoch, logs) -> bool`` after each epoch; ``True`` stops the run
+            (``metrics["stopped"] == "callback"``), e.g. to prune an Optuna trial.
+        live: A live progress display (``None``: when stdout is a terminal).
+
+    Raises:
+        SpecError, UsageError, TrainError, DataError: as the command line reports them.
+    """
+    strings = override_strings(overrides) + ([f"train.epochs={int(epochs)}"] if epochs is not None else [])
+    architecture = _overridden(arch, strings)
+    options = TrainOptions(output=None if output is None else str(output), resume=resume, live=live,
+                           callbacks=tuple(callbacks), on_epoch_end=on_epoch_end)
+    return run_plan(plan(architecture, options), options)

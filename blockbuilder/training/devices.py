@@ -1,0 +1,178 @@
+"""Where training runs and in which precision: CPU, GPUs, TPUs, JAX processes; seeds and determinism."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import keras
+
+from blockbuilder.training.spec import TrainError, TrainSpec
+
+__all__ = ["Placement", "no_distribution", "place", "resolve_precision", "set_determinism", "quiet_saving"]
+
+
+@dataclass
+class Placement:
+    """Where a run trains.
+
+    Attributes:
+        kind: ``cpu``, ``gpu`` or ``tpu``.
+        strategy: A ``tf.distribute`` strategy (TensorFlow backend), or ``None`` (JAX).
+        process_count, process_index: This process among the JAX processes (1 and 0 otherwise).
+    """
+
+    kind: str
+    strategy: Any
+    process_count: int
+    process_index: int
+
+    @property
+    def leader(self) -> bool:
+        """Whether this process writes the run directory and reports progress."""
+        return self.process_index == 0
+
+    @property
+    def replicas(self) -> int:
+        """Devices a batch is split over in this process."""
+        return int(getattr(self.strategy, "num_replicas_in_sync", 1))
+
+    def scope(self) -> Any:
+        """The strategy's scope (variables made in it are placed on every device)."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return bool({"amx_bf16", "avx512_bf16"} & set(flags.split()))
+
+
+def _gpu_capabilities() -> list[tuple[int, ...]]:
+    if keras.backend.backend() == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        return [tuple(int(p) for p in str(d.compute_capability).split(".")) for d in gpus]
+    import tensorflow as tf
+
+    details = [tf.config.experimental.get_device_details(g) for g in tf.config.list_physical_devices("GPU")]
+    return [tuple(d.get("compute_capability", (0, 0))) for d in details]
+
+
+def resolve_precision(requested: str, device: str) -> str:
+    """The Keras dtype policy for ``precision`` on ``device`` (cpu, gpu or tpu).
+
+    ``auto`` gives ``mixed_bfloat16`` on TPUs and on CPUs with AMX/AVX512-BF16, ``mixed_float16``
+    on GPUs of compute capability 7.0 or more (tensor cores), and ``float32`` otherwise.
+    """
+    if requested != "auto":
+        return requested
+    if device == "tpu":
+        return "mixed_bfloat16"
+    if device == "gpu":
+        capabilities = _gpu_capabilities()
+        return "mixed_float16" if capabilities and min(capabilities) >= (7, 0) else "float32"
+    return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
+
+
+def _jax_setup(device: str, coordinator: Optional[str], num_processes: Optional[int],
+               process_id: Optional[int]) -> Placement:
+    import jax
+
+    coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if coordinator or num_processes:
+        # Before anything touches a JAX backend (even jax.default_backend()), or initialize fails.
+        # gloo carries the CPU processes' collectives; it changes nothing for GPUs and TPUs.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                   process_id=process_id)
+    kind = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}.get(jax.default_backend(), "cpu")
+    if device != "auto" and device != kind:
+        raise TrainError(f"--device {device} asked for, but JAX found only {kind} devices")
+    if jax.device_count() > 1:
+        # Each process shards the data itself (tfdata.train_batches): Keras' auto-sharding would
+        # shard it again, halve the global batch and give the processes unequal evaluation
+        # batches, which deadlocks their collectives.
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
+    return Placement(kind, None, jax.process_count(), jax.process_index())
+
+
+def _tf_setup(device: str) -> Placement:
+    import tensorflow as tf
+
+    if device == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as error:
+            raise TrainError(f"--device tpu: no TPU found ({str(error).splitlines()[0]})") from None
+        return Placement("tpu", tf.distribute.TPUStrategy(resolver), 1, 0)
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "cpu" and gpus:
+        tf.config.set_visible_devices([], "GPU")
+        gpus = []
+    if device == "gpu" and not gpus:
+        raise TrainError("--device gpu asked for, but TensorFlow sees no GPU")
+    if len(gpus) > 1:
+        return Placement("gpu", tf.distribute.MirroredStrategy(), 1, 0)
+    return Placement("gpu" if gpus else "cpu", tf.distribute.get_strategy(), 1, 0)
+
+
+def place(device: str = "auto", coordinator: Optional[str] = None, num_processes: Optional[int] = None,
+          process_id: Optional[int] = None) -> Placement:
+    """Find the devices (and connect the JAX processes) for a run."""
+    if keras.backend.backend() == "jax":
+        return _jax_setup(device, coordinator, num_processes, process_id)
+    if coordinator or num_processes:
+        raise TrainError(
+            "--coordinator/--num-processes need the JAX backend (KERAS_BACKEND=jax): "
+            "multi-worker TensorFlow does not work with Keras 3 fit (keras-team/keras#20585)"
+        )
+    return _tf_setup(device)
+
+
+def set_determinism(spec: TrainSpec) -> None:
+    """Seed every generator; with ``deterministic: true`` also force TensorFlow's deterministic ops.
+
+    On CPU the same seed already gives the same metrics without it (tested); forcing op determinism
+    costs about 10-15 % of training speed there, and is what GPUs need for bit-identical runs.
+    """
+    keras.utils.set_random_seed(spec.seed)
+    if spec.deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+@contextlib.contextmanager
+def no_distribution() -> Iterator[None]:
+    """Make Keras objects as plain local objects, even under a JAX ``DataParallel`` distribution.
+
+    Keras' saving makes throw-away reference objects (an ``Optimizer(1.0)``) whose variables would
+    otherwise be placed on the global mesh, a collective that only the saving process would join.
+    """
+    current = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(current)
+
+
+@contextlib.contextmanager
+def quiet_saving() -> Iterator[None]:
+    """Save and load outside the JAX distribution, without NumPy 2's ``__array__ ... copy`` warning
+    that TensorFlow variables raise."""
+    with warnings.catch_warnings(), no_distribution():
+        warnings.filterwarnings("ignore", message=r"__array__ implementation", category=DeprecationWarning)
+        yield
