@@ -16,6 +16,7 @@ can only *name* types that some Python code registered on purpose.
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -156,7 +157,7 @@ class Block(Generic[S]):
     """
 
     type: ClassVar[str] = ""
-    Spec: ClassVar[type[BlockSpec]] = BlockSpec
+    Spec: ClassVar[builtins.type[BlockSpec]] = BlockSpec
     block_fields: ClassVar[tuple[str, ...]] = ()
     scalar_key: ClassVar[str | None] = None
     counts_depth: ClassVar[bool] = False
@@ -232,7 +233,7 @@ class Block(Generic[S]):
         """Create the block's Keras layers (named under ``node.path``) and apply them to ``x``."""
         raise NotImplementedError(f"block type '{self.type}' cannot be built")
 
-    def keras_layers(self) -> tuple[type, ...]:
+    def keras_layers(self) -> tuple[builtins.type, ...]:
         """Custom Keras layer classes this block builds with, registered as serializable.
 
         Define them inside this method (importing Keras here, not at module level, keeps

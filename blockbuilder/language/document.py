@@ -24,7 +24,7 @@ _SAFE_TAGS = {
 }
 
 
-class Map(dict):
+class Map(dict[Any, Any]):
     """A mapping that knows its own location and the location of each value."""
 
     def __init__(self, *args: Any, loc: Location | None = None, **kwargs: Any) -> None:
@@ -42,7 +42,7 @@ class Map(dict):
         return self.locs.get(key) or self.loc
 
 
-class Seq(list):
+class Seq(list[Any]):
     """A sequence that knows its own location and the location of each item."""
 
     def __init__(self, *args: Any, loc: Location | None = None) -> None:

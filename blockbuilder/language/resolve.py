@@ -81,7 +81,8 @@ def _with_bases(path: Path, chain: list[Path]) -> Map:
         base_file = base_path if base_path.is_file() else find(base_name)
     except UsageError as exc:
         raise SpecError(str(exc), where, "extends") from None
-    return merge(_with_bases(base_file, [*chain, resolved]), document)
+    merged: Map = merge(_with_bases(base_file, [*chain, resolved]), document)
+    return merged
 
 
 def merge(base: Any, override: Any) -> Any:

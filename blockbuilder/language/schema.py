@@ -11,6 +11,7 @@ EXPRESSION = {"type": "string", "pattern": r"^\$", "description": "a $name or ${
 
 def _args_schema(name: str, defs: dict[str, Any]) -> dict[str, Any]:
     block = get_block(name)
+    assert block is not None, name
     schema = block.Spec.model_json_schema(ref_template="#/$defs/{model}")
     defs.update(schema.pop("$defs", {}))
     properties = {key: {"anyOf": [value, EXPRESSION]} for key, value in schema.get("properties", {}).items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from blockbuilder.language.architecture import Architecture, block_depth
 from blockbuilder.text import human
@@ -156,8 +156,10 @@ def render(summary: Summary, max_depth: int | None = None) -> Any:
     from rich.table import Table
 
     table = Table(title=f"{summary.name}: input {summary.input_shape}", title_justify="left")
-    for column, justify in (("block", "left"), ("type", "left"), ("output", "left"),
-                            ("params", "right"), ("MACs", "right"), ("depth", "right"), ("RF", "right")):
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
+        ("block", "left"), ("type", "left"), ("output", "left"), ("params", "right"), ("MACs", "right"),
+        ("depth", "right"), ("RF", "right"))
+    for column, justify in columns:
         table.add_column(column, justify=justify, no_wrap=True)
 
     def add(block: BlockSummary, prefix: str, last: bool, level: int) -> None:
