@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from blockbuilder.language.architecture import Architecture, load, loads
     from blockbuilder.language.budgets import Limits
     from blockbuilder.report.summary import Summary
+    from blockbuilder.training.api import Run, train
 
 # Imported on first use, so that ``blockbuilder --help`` does not pay for pydantic and the registry.
 _LAZY = {
@@ -31,6 +32,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("train", "Run"):  # training: pydantic and yaml, no Keras until it trains
+        from blockbuilder.training import api
+
+        return getattr(api, name)
     if name in _LAZY:
         from blockbuilder import blocks
         from blockbuilder.language import architecture, budgets
@@ -52,6 +57,7 @@ __all__ = [
     "ImageError",
     "Limits",
     "Node",
+    "Run",
     "Shape",
     "Site",
     "SpecError",
@@ -63,6 +69,7 @@ __all__ = [
     "loads",
     "register_block",
     "summarize",
+    "train",
 ]
 
 
