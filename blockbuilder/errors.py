@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 MAX_SHOWN = 60
+MAX_PATH = 160  # a document path longer than this is shown by its two ends
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class SpecError(BlockbuilderError):
     def __str__(self) -> str:
         parts = [str(self.location)] if self.location else []
         if self.path:
-            parts.append(self.path)
+            parts.append(self.path if len(self.path) <= MAX_PATH else f"{self.path[:60]}...{self.path[-80:]}")
         parts.append(self.message)
         return ": ".join(parts)
 
