@@ -112,3 +112,11 @@ def test_the_package_passes_mypy_strict() -> None:
     result = subprocess.run([sys.executable, "-m", "mypy", "--no-error-summary"], capture_output=True, text=True,
                             cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_the_readme_tables_are_generated_from_the_code() -> None:
+    from blockbuilder.report.reference import update
+
+    readme = (REPO / "README.md").read_text()
+    assert "<!-- generated:blocks -->\n| block |" in readme and "<!-- generated:budgets -->\n| budget |" in readme
+    assert update(readme) == readme, "stale: run python -m blockbuilder.report.reference README.md"
