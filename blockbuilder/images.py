@@ -9,7 +9,11 @@ at once, with the file named.
 from __future__ import annotations
 
 import io
+import logging
+import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,10 @@ from blockbuilder.errors import ImageError
 MAX_PIXELS = 8192 * 8192
 #: Most bytes an image file may have.
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
+
+# Pillow logs some damaged files as errors ("More samples per pixel than can be decoded"); the ImageError
+# says it in one line, so nothing should reach stderr through logging's last-resort handler.
+logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
@@ -77,34 +85,53 @@ def read_image(source: str | Path | bytes, preprocessing: Preprocessing, *, name
 
     label = name or (str(source) if not isinstance(source, bytes) else "image")
     with _opened(source, label, max_pixels) as image:
-        try:
+        with _decoding(label):
             image = _on_black(image).convert("L" if preprocessing.channels == 1 else "RGB")
             size = (preprocessing.width or image.width, preprocessing.height or image.height)
             if image.size != size:
                 image = image.resize(size, Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32)
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise ImageError(f"{label}: cannot read image ({_first_line(exc)})") from None
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     scaled = pixels * np.float32(preprocessing.scale) + np.float32(preprocessing.offset)
-    return np.clip(scaled, preprocessing.low, preprocessing.high).astype(np.float32)
+    prepared: np.ndarray = np.clip(scaled, preprocessing.low, preprocessing.high).astype(np.float32)
+    return prepared
 
 
-def check_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+def check_image(path: str | Path, max_pixels: int = MAX_PIXELS, *, decode: bool = True) -> tuple[int, int]:
     """Check that ``path`` is a readable image of at most ``max_pixels``; return ``(width, height)``.
 
-    Decodes the whole image (a truncated file fails here, not in the middle of training).
+    With ``decode`` (the default) the whole image is decoded, so a truncated file fails here and not in
+    the middle of training; without it only the header is read (what a command checks before it starts).
 
     Raises:
         ImageError: naming the file.
     """
     with _opened(path, str(path), max_pixels) as image:
-        try:
-            image.load()
-        except (OSError, ValueError) as exc:
-            raise ImageError(f"{path}: cannot read image ({_first_line(exc)})") from None
-        return image.width, image.height
+        if decode:
+            with _decoding(str(path)):
+                image.load()
+        return int(image.width), int(image.height)
+
+
+@contextmanager
+def _quiet_pillow() -> Iterator[None]:
+    """Pillow warns about damaged files ("Truncated File Read") and large ones; the errors say what matters."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextmanager
+def _decoding(label: str) -> Iterator[None]:
+    """Turn whatever Pillow raises while decoding into an ``ImageError`` naming the image."""
+    try:
+        with _quiet_pillow():
+            yield
+    except ImageError:
+        raise
+    except Exception as exc:  # Pillow's decoders raise many types (OSError, SyntaxError, struct.error ...)
+        raise ImageError(f"{label}: cannot read image ({_first_line(exc)})") from None
 
 
 class _opened:
@@ -132,17 +159,23 @@ class _opened:
                 raise ImageError(f"{self.label}: image file too large ({size:,} bytes, at most "
                                  f"{MAX_IMAGE_BYTES:,})")
         try:
-            with warnings.catch_warnings():  # the size is checked below, with a clearer message
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _quiet_pillow():
                 self.image = Image.open(data)
-        except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        except Image.DecompressionBombError as exc:  # more pixels than even Pillow's own limit
+            raise ImageError(self._too_large(_claimed_pixels(exc))) from None
+        except UnidentifiedImageError:
+            raise ImageError(f"{self.label}: cannot read image (unknown image format)") from None
+        except Exception as exc:  # a damaged header: OSError, SyntaxError, struct.error ...
             raise ImageError(f"{self.label}: cannot read image ({_first_line(exc)})") from None
         width, height = self.image.size
         if width * height > self.max_pixels:
             self.image.close()
-            raise ImageError(f"{self.label}: image too large ({width}×{height} = {width * height:,} pixels, "
-                             f"at most {self.max_pixels:,})")
+            raise ImageError(self._too_large(width * height))
         return self.image
+
+    def _too_large(self, pixels: int | None) -> str:
+        count = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
+        return f"{self.label}: image too large ({count}, at most {self.max_pixels:,})"
 
     def __exit__(self, *exc: object) -> None:
         if self.image is not None:
@@ -157,6 +190,12 @@ def _on_black(image: Any) -> Any:
         rgba = image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
     return image
+
+
+def _claimed_pixels(exc: BaseException) -> int | None:
+    """The pixel count in Pillow's ``DecompressionBombError`` message ("Image size (N pixels) exceeds ...")."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return int(found.group(1)) if found else None
 
 
 def _first_line(exc: BaseException) -> str:
