@@ -3,8 +3,15 @@
 A small standard-library HTTP server (bound to 127.0.0.1 unless told otherwise) serves one page and
 one endpoint. ``POST /predict`` takes an image's bytes (the canvas as PNG, or an uploaded file) and
 returns JSON: the class probabilities and, for every layer, its activations as a PNG data URL,
-computed by one Keras sub-model that outputs every layer at once. Uploads that are not images, or
-larger than ``MAX_UPLOAD`` bytes, get HTTP 400 with a one-line message.
+computed by one Keras sub-model that outputs every layer at once.
+
+Every answer is JSON, errors too (``{"error": "one line"}``): an upload that is not an image, or has
+more than ``MAX_PIXELS`` pixels, gets 400; a missing ``Content-Length`` 411; one that is not a number
+400; one over ``MAX_UPLOAD`` bytes 413, sent before the body is read. The server never reads more than
+``MAX_UPLOAD`` bytes of a body into memory, whatever the headers say. After answering, it closes the
+connection gracefully: what the client still sends is read in 64 KiB pieces and dropped (at most
+``DRAIN_LIMIT`` bytes for at most ``LINGER`` seconds), so the client sees the answer rather than a reset.
+A client that stops sending in the middle of a request is dropped after ``READ_TIMEOUT`` seconds.
 
 Example:
     >>> serve("runs/lenet5", port=8000)   # then open http://127.0.0.1:8000/
@@ -15,21 +22,27 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
+import socket
+import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
 
-MAX_UPLOAD = 2 * 1024 * 1024   # bytes
-MAX_LAYERS = 48                # beyond this, only the top-level blocks' outputs are shown
-DRAIN_LIMIT = 64 * 1024 * 1024  # a too-large body is read and dropped up to this size
-TILE = 4                       # feature maps per side of a layer's tile
+from blockbuilder.errors import ImageError, shown
+from blockbuilder.images import Preprocessing, read_image
 
-
-class BadImage(ValueError):
-    """An upload that is not a usable image; answered with HTTP 400 and this message."""
+MAX_UPLOAD = 2 * 1024 * 1024    # bytes of one upload
+MAX_PIXELS = 4096 * 4096        # pixels of one uploaded image, checked before it is decoded
+MAX_LAYERS = 48                 # beyond this, only the top-level blocks' outputs are shown
+DRAIN_LIMIT = 64 * 1024 * 1024  # bytes read and dropped after an answer (a too-large body), at most
+LINGER = 2.0                    # seconds spent on that, at most
+READ_TIMEOUT = 30.0             # seconds a client may pause while sending a request
+TILE = 4                        # feature maps per side of a layer's tile
 
 
 class Explorer:
@@ -44,6 +57,7 @@ class Explorer:
 
         self.model = source.model
         self.input_shape = tuple(int(s) for s in self.model.inputs[0].shape[1:])
+        self.preprocessing = Preprocessing.for_input(self.input_shape)
         self.layers = shown_layers(self.model)
         inputs = self.model.inputs[0] if len(self.model.inputs) == 1 else self.model.inputs
         self.probe = keras.Model(inputs, [layer.output for layer in self.layers] + [self.model.outputs[0]])
@@ -55,11 +69,11 @@ class Explorer:
         """The JSON answer for one image's bytes.
 
         Raises:
-            BadImage: the bytes are not an image.
+            ImageError: the bytes are not an image, or it has too many pixels.
         """
         from blockbuilder.serving.predict import as_probabilities
 
-        batch = decode(data, self.input_shape)[None]
+        batch = read_image(data, self.preprocessing, name="upload", max_pixels=MAX_PIXELS)[None]
         with self.lock:
             outputs = [np.asarray(o) for o in self.probe(batch, training=False)]
         probabilities = as_probabilities(outputs[-1])[0]
@@ -80,44 +94,6 @@ def shown_layers(model: Any) -> list[Any]:
     if len(layers) <= MAX_LAYERS:
         return layers
     return [group[-1] for group in layer_groups(model).values()]
-
-
-def decode(data: bytes, input_shape: tuple[int, ...]) -> np.ndarray:
-    """Image bytes as the model's input: resized, grey or RGB, ``float32`` in [0, 1].
-
-    Raises:
-        BadImage: the bytes are empty, too many or not an image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    if not data:
-        raise BadImage("empty upload: send the bytes of a PNG or JPEG image")
-    if len(data) > MAX_UPLOAD:
-        raise BadImage(f"image too large: {len(data):,} bytes (at most {MAX_UPLOAD:,})")
-    height, width, channels = input_shape[-3:]
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > 4096 * 4096:
-                raise BadImage(f"image too large: {image.width}×{image.height} pixels")
-            image = _flatten_alpha(image).convert("L" if channels == 1 else "RGB")
-            pixels = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        if isinstance(exc, BadImage):
-            raise
-        raise BadImage("not an image this server can read: send a PNG or JPEG file") from exc
-    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
-    return np.clip(pixels / 255.0, 0.0, 1.0).astype(np.float32)
-
-
-def _flatten_alpha(image: Any) -> Any:
-    """A transparent image on black (the digits the model learned are light strokes on black)."""
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        from PIL import Image
-
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return Image.alpha_composite(background, rgba)
-    return image
 
 
 def activation_image(out: np.ndarray) -> np.ndarray:
@@ -147,7 +123,8 @@ def _colour(values: np.ndarray) -> np.ndarray:
 
     rgba = colormaps["viridis"](np.nan_to_num(values, nan=0.0))
     rgba[np.isnan(values)] = (1.0, 1.0, 1.0, 1.0)
-    return (rgba[..., :3] * 255).astype(np.uint8)
+    pixels: np.ndarray = (rgba[..., :3] * 255).astype(np.uint8)
+    return pixels
 
 
 def data_url(out: np.ndarray) -> str:
@@ -162,58 +139,109 @@ def data_url(out: np.ndarray) -> str:
 # -- the server -------------------------------------------------------------------------------------
 
 
-def handler_for(explorer: Explorer) -> type[BaseHTTPRequestHandler]:
-    """A request handler class bound to ``explorer``."""
+class Refused(Exception):
+    """A request answered with an HTTP error status and a one-line message."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def content_length(values: list[str] | None) -> int:
+    """The body size a request announces, checked: at most ``MAX_UPLOAD``.
+
+    Raises:
+        Refused: 411 without the header, 400 when it is not one whole number, 413 when it is too large.
+    """
+    if not values:
+        raise Refused(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required: send the image's bytes")
+    texts = {value.strip() for value in values}
+    if len(texts) > 1:
+        raise Refused(HTTPStatus.BAD_REQUEST, "conflicting Content-Length headers")
+    text = texts.pop()
+    if not re.fullmatch(r"[0-9]{1,19}", text):
+        raise Refused(HTTPStatus.BAD_REQUEST, f"Content-Length must be a number of bytes, got {shown(text)}")
+    length = int(text)
+    if length > MAX_UPLOAD:
+        raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                      f"upload too large: {length:,} bytes (at most {MAX_UPLOAD:,})")
+    return length
+
+
+def handler_for(explorer: Any, read_timeout: float = READ_TIMEOUT) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to ``explorer`` (an :class:`Explorer`, or anything with its
+    ``answer``, ``input_shape``, ``class_names`` and ``layers``)."""
     page = PAGE_HTML.encode("utf-8")
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "blockbuilder-explore"
+        default_request_version = "HTTP/1.0"  # even a garbled request line gets a status line and headers
+        timeout = read_timeout  # the socket's: a stalled client is dropped, never waited on forever
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             if self.path in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
             elif self.path == "/info":
-                info = {"input_shape": list(explorer.input_shape), "classes": explorer.class_names,
-                        "layers": [layer.name for layer in explorer.layers]}
-                self._send(HTTPStatus.OK, json.dumps(info).encode(), "application/json")
+                self._json(HTTPStatus.OK, {"input_shape": list(explorer.input_shape),
+                                           "classes": explorer.class_names,
+                                           "layers": [layer.name for layer in explorer.layers]})
             else:
-                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+                self._json(HTTPStatus.NOT_FOUND, {"error": f"not found: {shown(self.path)}"})
 
         def do_POST(self) -> None:  # noqa: N802
-            if self.path != "/predict":
-                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+            try:
+                body = self._body()
+                if self.path != "/predict":
+                    raise Refused(HTTPStatus.NOT_FOUND, f"not found: {shown(self.path)}")
+            except Refused as refused:
+                self._json(refused.status, {"error": str(refused)})
                 return
             try:
-                answer = explorer.answer(self._body())
-            except BadImage as exc:
-                self._send(HTTPStatus.BAD_REQUEST, f"{exc}\n".encode(), "text/plain; charset=utf-8")
-                return
-            self._send(HTTPStatus.OK, json.dumps(answer).encode(), "application/json")
+                answer = explorer.answer(body)
+            except ImageError as exc:
+                self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            except Exception as exc:  # the model itself failed: answered, and reported in one line on stderr
+                self.server.handle_error(self.request, self.client_address)
+                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"the model failed on this image: {exc}"})
+            else:
+                self._json(HTTPStatus.OK, answer)
 
         def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_UPLOAD:
-                self._discard(length)
-                raise BadImage(f"image too large: {length:,} bytes (at most {MAX_UPLOAD:,})")
-            return self.rfile.read(length)
+            """The request's body: at most ``MAX_UPLOAD`` bytes are read, whatever the headers say."""
+            try:
+                length = content_length(self.headers.get_all("Content-Length"))
+            except Refused:
+                self.close_connection = True  # the body, if any, is dropped by the server's lingering close
+                raise
+            data = self.rfile.read(length)
+            if len(data) < length:
+                self.close_connection = True
+                raise Refused(HTTPStatus.BAD_REQUEST, f"upload cut short: {len(data):,} of {length:,} bytes")
+            return data
 
-        def _discard(self, length: int) -> None:
-            """Read (and drop) a too-large body so that the client sees the 400 rather than a reset."""
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """http.server's own errors (a malformed request line, too many headers ...) as JSON too."""
+            status = HTTPStatus(code)
+            if status == HTTPStatus.NOT_IMPLEMENTED:  # a method this server has no handler for
+                status, message = HTTPStatus.METHOD_NOT_ALLOWED, f"method {shown(self.command)} not allowed"
             self.close_connection = True
-            left = min(length, DRAIN_LIMIT)
-            while left > 0:
-                chunk = self.rfile.read(min(left, 1 << 16))
-                if not chunk:
-                    break
-                left -= len(chunk)
+            self._json(status, {"error": message or status.phrase})
+
+        def _json(self, status: HTTPStatus, answer: dict[str, Any]) -> None:
+            self._send(status, json.dumps(answer).encode("utf-8"), "application/json")
 
         def _send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
             self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            if status == HTTPStatus.METHOD_NOT_ALLOWED:
+                self.send_header("Allow", "GET, POST")
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
             pass
@@ -221,8 +249,59 @@ def handler_for(explorer: Explorer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(model_or_run_dir: Any, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    """A ready server for a run directory, ``.keras`` file or ``ModelSource`` (``port=0``: any free port).
+class ExploreServer(ThreadingHTTPServer):
+    """The HTTP server: one thread per request; a failure in one is one line on stderr, never a traceback.
+
+    ``errors`` keeps those lines (the tests read them).
+    """
+
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__((host, port), BaseHTTPRequestHandler)
+        self.errors: list[str] = []
+
+    def shutdown_request(self, request: Any) -> None:
+        """Close gracefully: send FIN, drop what the client still sends (bounded), then close.
+
+        Closing a socket with unread data sends a reset, which can destroy the answer before the client
+        reads it (a 413 to an upload still under way, say).
+        """
+        try:
+            request.shutdown(socket.SHUT_WR)
+            deadline, left = time.monotonic() + LINGER, DRAIN_LIMIT
+            while left > 0 and (remaining := deadline - time.monotonic()) > 0:
+                request.settimeout(remaining)
+                chunk = request.recv(min(left, 1 << 16))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:  # the client has gone: nothing to be graceful to
+            pass
+        self.close_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):  # the client went away or stalled
+            return
+        line = f"explore: request from {client_address[0]} failed: {type(error).__name__}: {error}"
+        self.errors.append(line)
+        print(line, file=sys.stderr)
+
+
+def bind(host: str = "127.0.0.1", port: int = 8000) -> ExploreServer:
+    """A server bound to ``host:port`` (``port=0``: any free port) that does not answer yet: see :func:`attach`.
+
+    Binding comes first so that a port in use is reported before TensorFlow is loaded.
+
+    Raises:
+        OSError: the address cannot be bound (in use, not this machine's ...).
+    """
+    return ExploreServer(host, port)
+
+
+def attach(server: ExploreServer, model_or_run_dir: Any) -> None:
+    """Load the model (a run directory, ``.keras`` file or ``ModelSource``) and let ``server`` answer with it.
 
     Raises:
         ExportError: the model cannot be read.
@@ -230,16 +309,34 @@ def make_server(model_or_run_dir: Any, host: str = "127.0.0.1", port: int = 8000
     from blockbuilder.serving.export import ModelSource, load_source
 
     source = model_or_run_dir if isinstance(model_or_run_dir, ModelSource) else load_source(model_or_run_dir)
-    server = ThreadingHTTPServer((host, port), handler_for(Explorer(source)))
-    server.daemon_threads = True
+    server.RequestHandlerClass = handler_for(Explorer(source))
+
+
+def make_server(model_or_run_dir: Any, host: str = "127.0.0.1", port: int = 8000) -> ExploreServer:
+    """A ready server for a run directory, ``.keras`` file or ``ModelSource`` (``port=0``: any free port).
+
+    Raises:
+        ExportError: the model cannot be read.
+        OSError: the address cannot be bound.
+    """
+    server = bind(host, port)
+    try:
+        attach(server, model_or_run_dir)
+    except BaseException:
+        server.server_close()
+        raise
     return server
 
 
 def serve(model_or_run_dir: Any, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the explorer until interrupted (Ctrl-C)."""
-    server = make_server(model_or_run_dir, host, port)
+    run_until_interrupted(make_server(model_or_run_dir, host, port))
+
+
+def run_until_interrupted(server: ExploreServer) -> None:
+    """Announce the address, answer requests until Ctrl-C, then close the socket."""
     address, bound = server.server_address[:2]
-    print(f"explore: serving http://{address}:{bound}/ (Ctrl-C to stop)", flush=True)
+    print(f"explore: serving http://{address!s}:{bound}/ (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -300,7 +397,7 @@ async function send(blob){
   try{
     const kind=blob.type||'application/octet-stream';
     const r=await fetch('/predict',{method:'POST',body:blob,headers:{'Content-Type':kind}});
-    if(!r.ok){document.getElementById('error').textContent=await r.text();return;}
+    if(!r.ok){document.getElementById('error').textContent=(await r.json()).error;return;}
     document.getElementById('error').textContent='';
     show(await r.json());
   }catch(err){document.getElementById('error').textContent=String(err);}
