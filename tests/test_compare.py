@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 
 def _fake_run(tmp_path, accuracy=0.93):
@@ -67,3 +68,15 @@ def test_errors(cli, tmp_path):
     run.joinpath("metrics.json").write_text("{not json")
     code, _, err = cli("compare", run)
     assert code == 1 and "metrics.json" in err and "Traceback" not in err
+
+
+def test_an_unwritable_chart_is_one_line_and_leaves_nothing(tmp_path):
+    from blockbuilder.errors import CommandError
+    from blockbuilder.report.compare import chart, compare_rows
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CommandError) as error:
+        chart(compare_rows(["vgg16"]), blocker / "c.png")
+    assert str(error.value).startswith(f"cannot write {blocker / 'c.png'}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

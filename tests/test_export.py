@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from blockbuilder.errors import CommandError
 from blockbuilder.serving import export as export_module
 from blockbuilder.serving.export import ExportError, export_model, random_inputs
 
@@ -61,7 +62,8 @@ def run_dir(tmp_path: Path, model) -> Path:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return [p.name for p in folder.iterdir() if p.name.endswith(".partial")]
+    """Temporary folders an export left behind (``atomic_path`` stages in ``.NAME.XXXXXX`` beside the target)."""
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
 
 
 def hide(monkeypatch, module: str) -> None:
@@ -267,6 +269,26 @@ def test_bad_source_is_one_line_error(tmp_path: Path, make, message: str) -> Non
     with pytest.raises(ExportError) as info:
         export_model(source, "savedmodel", tmp_path / "out")
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_run_whose_resolved_yaml_is_not_utf8_is_one_line(run_dir: Path, tmp_path: Path) -> None:
+    (run_dir / "resolved.yaml").write_bytes("name: caf\u00e9\n".encode("latin-1"))
+
+    with pytest.raises(ExportError) as error:
+        export_model(run_dir, "savedmodel", tmp_path / "out")
+
+    assert str(error.value) == f"{run_dir / 'resolved.yaml'}: not UTF-8 text (invalid continuation byte at byte 9)"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
+def test_unwritable_target_is_one_line(model, fmt: str) -> None:
+    target = "/proc/x" + ("" if fmt == "savedmodel" else ".keras")
+
+    with pytest.raises(CommandError) as error:
+        export_model(model, fmt, "/proc/x")
+
+    assert str(error.value) == f"cannot write {target}: No such file or directory"
 
 
 def test_cli_export_verify_prints_parity(run_dir: Path, tmp_path: Path) -> None:

@@ -69,3 +69,22 @@ def test_errors(cli, run_dir, digit, tmp_path):
     code, _, err = cli("features", run_dir, "--image", digit, "-o", tmp_path / "f.jpg")
     assert code == 2 and "--output must end in .png" in err
     assert not (tmp_path / "f.png").exists()
+
+
+def test_the_one_image_reader_refuses_a_decompression_bomb(run_dir, tmp_path):
+    import struct
+    import zlib
+
+    from blockbuilder.errors import ImageError
+    from blockbuilder.serving.features import features
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+
+    with pytest.raises(ImageError, match=rf"^{bomb}: image too large \(3,600,000,000 pixels, at most 67,108,864\)$"):
+        features(run_dir, bomb, tmp_path / "f.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.png"]

@@ -16,12 +16,13 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from blockbuilder.errors import SpecError, UsageError
+from blockbuilder.files import atomic_path
 from blockbuilder.text import human
 
-CHART_FORMATS = (".png", ".svg")
+CHART_FORMATS = (".png", ".svg")  # the one list: the CLI checks --output against it
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -100,8 +101,10 @@ def table(rows: list[Row]) -> Any:
     from rich.table import Table
 
     out = Table(title="comparison", title_justify="left")
-    for column, justify in (("name", "left"), ("params", "right"), ("MACs", "right"), ("depth", "right"),
-                            ("accuracy", "right"), ("dataset", "left"), ("from", "left")):
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
+        ("name", "left"), ("params", "right"), ("MACs", "right"), ("depth", "right"), ("accuracy", "right"),
+        ("dataset", "left"), ("from", "left"))
+    for column, justify in columns:
         out.add_column(column, justify=justify)
     for row in rows:
         accuracy = f"{row.accuracy:.2f} %" if row.accuracy is not None else "—"
@@ -118,22 +121,42 @@ def as_dicts(rows: list[Row]) -> list[dict[str, Any]]:
 # -- the bubble chart --------------------------------------------------------------------------------
 
 
+def check_chart_path(output: str | Path) -> str:
+    """The chart format of ``output`` (``png`` or ``svg``), from its suffix.
+
+    Raises:
+        UsageError: the suffix is not one of ``CHART_FORMATS``.
+    """
+    suffix = Path(output).suffix.lower()
+    if suffix not in CHART_FORMATS:
+        raise UsageError(f"cannot tell the chart format of '{output}': use a name ending in "
+                         f"{' or '.join(CHART_FORMATS)}")
+    return suffix[1:]
+
+
 def chart(rows: list[Row], output: str | Path) -> Path:
     """Write the accuracy-vs-MACs bubble chart (``.png`` or ``.svg``); rows without accuracy are listed below it.
 
     Raises:
         UsageError: the suffix is not ``.png`` or ``.svg``, or no row has an accuracy to plot.
+        CommandError: the chart cannot be written.
     """
     path = Path(output)
-    if path.suffix.lower() not in CHART_FORMATS:
-        raise UsageError(f"cannot tell the chart format of '{path}': use a name ending in .png or .svg")
+    fmt = check_chart_path(path)
     plotted = [row for row in rows if row.accuracy is not None]
     if not plotted:
         raise UsageError("none of these has an accuracy to plot (zoo 'meta: accuracy' or a run's metrics.json)")
     fig = _figure(plotted, [row.name for row in rows if row.accuracy is None])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, facecolor="white", metadata={"Date": None} if path.suffix == ".svg" else {})
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, format=fmt, dpi=110, facecolor="white",
+                    metadata={"Date": None} if fmt == "svg" else {})
     return path
+
+
+def _y(row: Row) -> float:
+    """The accuracy of a plotted row (only rows with one are plotted)."""
+    assert row.accuracy is not None
+    return row.accuracy
 
 
 def _bubble_area(params: int) -> float:
@@ -149,9 +172,9 @@ def _figure(rows: list[Row], missing: list[str]) -> Any:
     datasets = sorted({row.dataset or "unknown" for row in rows})
     for index, row in enumerate(rows):
         colour = PALETTE[index % len(PALETTE)]
-        ax.scatter([row.macs / 1e9], [row.accuracy], s=_bubble_area(row.params), color=colour, alpha=0.5,
+        ax.scatter([row.macs / 1e9], [_y(row)], s=_bubble_area(row.params), color=colour, alpha=0.5,
                    edgecolors=colour, linewidths=1.2, zorder=3)
-        ax.scatter([row.macs / 1e9], [row.accuracy], s=6, color="#222222", zorder=4)
+        ax.scatter([row.macs / 1e9], [_y(row)], s=6, color="#222222", zorder=4)
     _axes(ax, rows, datasets)
     _labels(ax, rows)
     _size_legend(ax, rows)
@@ -164,7 +187,7 @@ def _labels(ax: Any, rows: list[Row]) -> None:
     """Name each bubble to its right, moving a label down while it would cover one already placed."""
     placed: list[tuple[float, float, float, float]] = []
     scale = ax.figure.dpi / 72
-    for row in sorted(rows, key=lambda r: (-r.accuracy, r.macs)):
+    for row in sorted(rows, key=lambda r: (-_y(r), r.macs)):
         x, y = ax.transData.transform((row.macs / 1e9, row.accuracy))
         dx = (math.sqrt(_bubble_area(row.params)) / 2 + 3) * scale
         width, height = 9 * 0.6 * len(row.name) * scale, 11 * scale
@@ -185,7 +208,7 @@ def _axes(ax: Any, rows: list[Row], datasets: list[str]) -> None:
     from matplotlib.ticker import FuncFormatter
 
     macs = [row.macs / 1e9 for row in rows]
-    accuracy = [row.accuracy for row in rows]
+    accuracy = [_y(row) for row in rows]
     ax.set_xscale("log")
     low, high = min(macs), max(macs)
     ax.set_xlim(low / 2.2, high * 2.2)

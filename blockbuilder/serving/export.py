@@ -1,8 +1,11 @@
 """Export a trained model as a SavedModel, a ``.keras`` file, ONNX or LiteRT, with its metadata.
 
-Every export is written into a temporary directory beside the target, optionally verified there in a
-fresh process, and only then renamed into place: an interrupted or failed export never leaves a
-half-written artifact behind.
+Every export is written through ``blockbuilder.files.atomic_path`` (a temporary directory beside the
+target), optionally verified there in a fresh process, and only then renamed into place: an interrupted
+or failed export never leaves a half-written artifact behind.
+
+Nothing here imports NumPy, TensorFlow or Keras at module level: the command line reads ``FORMATS`` and
+checks its arguments (:func:`check_export`, :func:`inspect_source`) before any of them is loaded.
 
 The metadata (resolved YAML, class names, input spec and scaling, versions) travels with the artifact:
 
@@ -18,21 +21,21 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from blockbuilder.errors import CommandError
+from blockbuilder.files import atomic_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 METADATA_NAME = "blockbuilder.json"
 METADATA_VERSION = 1
@@ -43,7 +46,6 @@ SUFFIXES = {"savedmodel": "", "keras": ".keras", "onnx": ".onnx", "litert": ".tf
 EXPORT_EXTRAS = {"onnx": ("tf2onnx", "onnx")}
 RUNTIME_EXTRAS = {"onnx": ("onnxruntime",), "litert": ("ai_edge_litert",)}
 RUN_DIR_MODEL = "model.keras"
-# Modules of blockbuilder that register custom Keras layers; imported before loading a .keras file.
 
 
 class ExportError(CommandError):
@@ -65,6 +67,21 @@ class ModelSource:
     path: Path | None
     resolved_yaml: str | None = None
     class_names: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class SourceFiles:
+    """What a ``.keras`` file or run directory holds, read without Keras.
+
+    Args:
+        model_file: The ``.keras`` archive.
+        resolved_yaml: The run directory's ``resolved.yaml``, when it has one.
+        class_names: Class names from the run directory, when it has them.
+    """
+
+    model_file: Path
+    resolved_yaml: str | None
+    class_names: list[str] | None
 
 
 @dataclass(frozen=True)
@@ -116,20 +133,31 @@ def export_model(
         ExportError: A bad source, an unknown format, a missing extra, an existing target without
             ``force``, or a failed parity check.
     """
+    target = check_export(fmt, out_path, force=force, verify=verify)
+    source = load_source(model_or_run_dir)
+    _require_backend(fmt)
+    metadata = build_metadata(source, fmt)
+    with atomic_path(target) as temporary:
+        staged = Path(temporary)
+        extra = _WRITERS[fmt](source.model, metadata, staged)
+        diff = _verify(fmt, source.model, staged, metadata, samples, tolerance) if verify else None
+        _make_room(staged, target, extra, force)
+    final_extra = tuple(target.parent / p.name for p in extra)
+    return ExportResult(target, fmt, metadata, diff, samples if verify else 0, final_extra)
+
+
+def check_export(fmt: str, out_path: str | os.PathLike[str], *, force: bool = False, verify: bool = False) -> Path:
+    """Check an export's format, extras and target without loading anything; return the target path.
+
+    Raises:
+        ExportError: an unknown format, a missing extra, or an existing target without ``force``.
+    """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
     _require_extra(fmt, EXPORT_EXTRAS.get(fmt, ()) + (RUNTIME_EXTRAS.get(fmt, ()) if verify else ()))
     target = _target_path(Path(out_path), fmt)
     _refuse_existing(target, force)
-    source = load_source(model_or_run_dir)
-    _require_backend(fmt)
-    metadata = build_metadata(source, fmt)
-    with _staging(target) as staged:
-        extra = _WRITERS[fmt](source.model, metadata, staged)
-        diff = _verify(fmt, source.model, staged, metadata, samples, tolerance) if verify else None
-        _move_into_place(staged, target, extra, force)
-    final_extra = tuple(target.parent / p.name for p in extra)
-    return ExportResult(target, fmt, metadata, diff, samples if verify else 0, final_extra)
+    return target
 
 
 # --------------------------------------------------------------------------- loading the source
@@ -149,11 +177,22 @@ def load_source(model_or_run_dir: Any) -> ModelSource:
     """
     if not isinstance(model_or_run_dir, (str, os.PathLike)):
         return ModelSource(model_or_run_dir, None)
-    path = Path(model_or_run_dir)
-    model_file = find_keras_file(path)
-    model = load_keras_file(model_file)
+    files = inspect_source(model_or_run_dir)
+    return ModelSource(load_keras_file(files.model_file), files.model_file, files.resolved_yaml, files.class_names)
+
+
+def inspect_source(model_or_run_dir: str | os.PathLike[str]) -> SourceFiles:
+    """Find the ``.keras`` archive of a path and read its run directory's files, without Keras.
+
+    Raises:
+        ExportError: The path does not exist, is not a ``.keras`` archive or run directory, or its
+            ``resolved.yaml`` cannot be read.
+    """
+    model_file = find_keras_file(Path(model_or_run_dir))
+    if not zipfile.is_zipfile(model_file):
+        raise ExportError(f"{model_file}: cannot read model (not a valid .keras archive)")
     run_dir = model_file.parent
-    return ModelSource(model, model_file, read_resolved_yaml(run_dir), read_class_names(run_dir))
+    return SourceFiles(model_file, read_resolved_yaml(run_dir), read_class_names(run_dir))
 
 
 def find_keras_file(path: Path) -> Path:
@@ -185,9 +224,20 @@ def load_keras_file(path: Path) -> Any:
 
 
 def read_resolved_yaml(run_dir: Path) -> str | None:
-    """Return the text of ``resolved.yaml`` in a run directory, or ``None``."""
+    """Return the text of ``resolved.yaml`` in a run directory, or ``None`` when there is none.
+
+    Raises:
+        ExportError: the file is not UTF-8 text or cannot be read.
+    """
     path = run_dir / "resolved.yaml"
-    return path.read_text(encoding="utf-8") if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ExportError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def read_class_names(run_dir: Path) -> list[str] | None:
@@ -278,7 +328,7 @@ def preprocessing_for(spec: dict[str, Any]) -> dict[str, Any]:
         "height": shape[1] if len(shape) == 4 else None,
         "width": shape[2] if len(shape) == 4 else None,
         "channels": channels,
-        "color_mode": {1: "grayscale", 3: "rgb"}.get(channels, "unknown"),
+        "color_mode": {1: "grayscale", 3: "rgb"}.get(channels, "unknown") if channels else "unknown",
         "dtype": "float32",
         "scale": 1 / 255,
         "offset": 0.0,
@@ -323,7 +373,8 @@ def _write_savedmodel(model: Any, metadata: dict[str, Any], path: Path) -> list[
     assets.mkdir(exist_ok=True)
     _write_json(assets / METADATA_NAME, metadata)
     if metadata["resolved_yaml"]:
-        (assets / "resolved.yaml").write_text(metadata["resolved_yaml"], encoding="utf-8")
+        with atomic_path(assets / "resolved.yaml") as temporary:
+            Path(temporary).write_text(metadata["resolved_yaml"], encoding="utf-8")
     return []
 
 
@@ -375,7 +426,8 @@ def _keras_signature(metadata: dict[str, Any]) -> list[Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    with atomic_path(path) as temporary:
+        Path(temporary).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- requirements
@@ -393,6 +445,12 @@ def _require_extra(fmt: str, modules: tuple[str, ...]) -> None:
 def _require_backend(fmt: str) -> None:
     import keras
 
+    if fmt in ("savedmodel", "onnx", "litert"):
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            raise ExportError(f"{fmt} export needs TensorFlow, which is not installed (pip install tensorflow; "
+                              "or export --format keras)") from None
     if fmt in ("onnx", "litert") and keras.backend.backend() != "tensorflow":
         raise ExportError(
             f"{fmt} export needs the TensorFlow backend (now '{keras.backend.backend()}'); "
@@ -400,7 +458,7 @@ def _require_backend(fmt: str) -> None:
         )
 
 
-# --------------------------------------------------------------------------- atomic writes
+# --------------------------------------------------------------------------- the target
 
 
 def _target_path(path: Path, fmt: str) -> Path:
@@ -413,25 +471,19 @@ def _refuse_existing(target: Path, force: bool) -> None:
         raise ExportError(f"{target}: already exists (use --force to replace it)")
 
 
-@contextmanager
-def _staging(target: Path) -> Iterator[Path]:
-    """Yield a path inside a fresh temporary directory beside ``target``; remove the directory after."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
-        yield tmp / target.name
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _make_room(staged: Path, target: Path, extra: list[Path], force: bool) -> None:
+    """Move an old target (with ``force``) into the staging folder, and the extra files into place.
 
-
-def _move_into_place(staged: Path, target: Path, extra: list[Path], force: bool) -> None:
-    """Rename the staged artifact (and its extra files) onto the target, replacing it when ``force``."""
+    ``atomic_path`` then renames the staged artifact onto the target and removes the staging folder,
+    the old artifact with it.
+    """
     for src in [staged, *extra]:
         dest = target.parent / src.name
         if dest.exists() or dest.is_symlink():
             _refuse_existing(dest, force)
             _remove_aside(dest, staged.parent)
-        os.replace(src, dest)
+        if src != staged:
+            os.replace(src, dest)
 
 
 def _remove_aside(path: Path, tmp: Path) -> None:
@@ -494,6 +546,8 @@ _RUNNERS = {
 
 def random_inputs(spec: dict[str, Any], samples: int, seed: int = 0) -> np.ndarray:
     """Return ``samples`` uniform [0, 1) float32 inputs of the model's shape (unknown sizes become 32)."""
+    import numpy as np
+
     shape = [samples] + [32 if d is None else d for d in spec["shape"][1:]]
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
 
@@ -502,6 +556,8 @@ def _verify(
     fmt: str, model: Any, artifact: Path, metadata: dict[str, Any], samples: int, tolerance: float
 ) -> float:
     """Run random inputs through the Keras model and, in a fresh process, through the export."""
+    import numpy as np
+
     x = random_inputs(metadata["input"], samples)
     expected = np.asarray(model.predict(x, verbose=0), dtype=np.float32)
     actual = run_in_fresh_process(fmt, artifact, x, metadata["input"]["name"])
@@ -522,6 +578,8 @@ def run_in_fresh_process(fmt: str, artifact: Path, x: np.ndarray, input_name: st
     The process for ``savedmodel``, ``onnx`` and ``litert`` runs isolated (``python -I``): it can
     import TensorFlow and the runtimes, not blockbuilder.
     """
+    import numpy as np
+
     with tempfile.TemporaryDirectory(prefix="blockbuilder-verify-") as tmp:
         inputs, outputs = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
         np.save(inputs, x)
@@ -535,7 +593,8 @@ def run_in_fresh_process(fmt: str, artifact: Path, x: np.ndarray, input_name: st
         if done.returncode != 0:
             reason = _last_line(done.stderr)
             raise ExportError(f"parity check failed: the export did not load in a fresh process ({reason})")
-        return np.load(outputs)
+        result: np.ndarray = np.load(outputs)
+        return result
 
 
 def _package_root() -> str:

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from blockbuilder.errors import UsageError
+from blockbuilder.files import atomic_path
+from blockbuilder.images import Preprocessing, read_image
 
 PER_LINE = 8        # feature maps per line of a stage's grid
 CELL = 1.0          # inches per feature map
@@ -85,19 +87,6 @@ def first_conv(model: Any) -> Any | None:
     return None
 
 
-def read_image(path: str | Path, input_shape: tuple[int, ...]) -> np.ndarray:
-    """An image file prepared as the model's input (size, channels, [0, 1]) with a batch axis.
-
-    Raises:
-        ExportError: the file is missing or not an image.
-    """
-    from blockbuilder.serving.export import preprocessing_for
-    from blockbuilder.serving.predict import load_image
-
-    preprocessing = preprocessing_for({"shape": [None, *input_shape]})
-    return load_image(path, preprocessing)[None]
-
-
 def activations(model: Any, layers: list[Any], batch: np.ndarray) -> list[np.ndarray]:
     """The outputs of ``layers`` for ``batch`` (one forward pass through a Keras sub-model)."""
     import keras
@@ -142,7 +131,9 @@ def features(model_or_run_dir: str | Path, image: str | Path, output: str | Path
         The path written and the names of the stages shown.
 
     Raises:
-        ExportError: the model or the image cannot be read.
+        ExportError: the model cannot be read.
+        ImageError: the image cannot be read or is too large.
+        CommandError: the picture cannot be written.
         UsageError: the model has no image-shaped stage.
     """
     source = load(model_or_run_dir)
@@ -150,14 +141,14 @@ def features(model_or_run_dir: str | Path, image: str | Path, output: str | Path
     found = stages(model)
     if not found:
         raise UsageError(f"{model_or_run_dir}: the model has no block with an image-shaped output to show")
-    batch = read_image(image, tuple(model.inputs[0].shape[1:]))
+    batch = read_image(image, Preprocessing.for_input(tuple(model.inputs[0].shape)))[None]
     outputs = activations(model, [stage.layer for stage in found], batch)
     conv = first_conv(model)
     filters = filter_images(np.asarray(conv.kernel)) if conv else []
     fig = _figure(batch[0], filters, conv.name if conv else "", found, [out[0] for out in outputs], maps)
     path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90, facecolor="white")
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, format="png", dpi=90, facecolor="white")
     return path, [stage.name for stage in found]
 
 
