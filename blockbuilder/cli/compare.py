@@ -7,6 +7,7 @@ import json
 
 HELP = "compare architectures and trained runs: a table and an accuracy vs MACs bubble chart"
 TAKES_ARCH = False  # several architectures or run directories
+NEEDS_KERAS = False  # figures come from the specs: no model is built
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,19 +18,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
 
 
+def check(args: argparse.Namespace) -> None:
+    """The chart's format and folder, before any source is read."""
+    from blockbuilder.cli import arguments
+    from blockbuilder.report.compare import check_chart_path
+
+    if args.output:
+        check_chart_path(args.output)
+        arguments.writable(args.output)
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the table (or JSON) and write the chart; bad names are usage errors (exit 2)."""
-    from blockbuilder.cli.main import _console
+    from blockbuilder.cli.console import console
     from blockbuilder.report.compare import as_dicts, chart, compare_rows, table
-    from blockbuilder.errors import UsageError
 
-    if args.output and not args.output.lower().endswith((".png", ".svg")):
-        raise UsageError(f"cannot tell the chart format of '{args.output}': use a name ending in .png or .svg")
     rows = compare_rows(args.sources)
     if args.json:
         print(json.dumps(as_dicts(rows), indent=2))
     else:
-        _console().print(table(rows))
+        console().print(table(rows))
     if args.output:
         print(f"wrote {chart(rows, args.output)}")
     return 0

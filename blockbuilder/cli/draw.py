@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from blockbuilder.cli import positive_int
 
 HELP = "draw the block hierarchy as an SVG, PNG or HTML diagram (no training, no weights)"
 TAKES_ARCH = True
+NEEDS_KERAS = False  # drawn from the specs: no model is built
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -19,14 +19,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="open blocks down to level N below the network (default: all levels)")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Write the diagram and say where it went; 2 on an unknown format, 1 on an unwritable path."""
-    from blockbuilder.report.draw import FORMATS, draw
+def check(args: argparse.Namespace) -> None:
+    """The output's format (2 when unknown) and folder (1 when it cannot be written)."""
+    from blockbuilder.cli import arguments
+    from blockbuilder.errors import UsageError
+    from blockbuilder.report.draw import FORMATS
 
     if not args.output.lower().endswith(FORMATS):
-        print(f"blockbuilder draw: error: cannot tell the format of '{args.output}': "
-              f"use a name ending in {', '.join(FORMATS)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"cannot tell the format of '{args.output}': use a name ending in {', '.join(FORMATS)}")
+    arguments.writable(args.output)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the diagram and say where it went."""
+    from blockbuilder.report.draw import draw
+
     path = draw(args.architecture, args.output, depth=args.depth)
     print(f"wrote {path}")
     return 0

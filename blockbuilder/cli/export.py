@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from blockbuilder.cli import positive_int
+from blockbuilder.serving.export import FORMATS
+
 HELP = "export a trained model (SavedModel, .keras, ONNX, LiteRT) with its metadata"
-FORMATS = ("savedmodel", "keras", "onnx", "litert")
 TAKES_ARCH = False  # takes a trained model, not an architecture file
 
 
@@ -15,9 +17,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", "-f", choices=FORMATS, default="savedmodel", help="export format")
     parser.add_argument("-o", "--output", required=True, metavar="PATH", help="where to write the export")
     parser.add_argument("--verify", action="store_true", help="reload in a fresh process and compare outputs")
-    parser.add_argument("--samples", type=int, default=8, help="random inputs for --verify (default 8)")
+    parser.add_argument("--samples", type=positive_int, default=8, help="random inputs for --verify (default 8)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted difference")
     parser.add_argument("--force", action="store_true", help="replace an existing output")
+
+
+def check(args: argparse.Namespace) -> None:
+    """The model's files, the format's extras and the output, before TensorFlow is imported."""
+    from blockbuilder.cli import arguments
+    from blockbuilder.serving.export import check_export, inspect_source
+
+    inspect_source(args.model)
+    arguments.writable(check_export(args.format, args.output, force=args.force, verify=args.verify))
 
 
 def run(args: argparse.Namespace) -> int:

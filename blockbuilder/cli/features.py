@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from blockbuilder.cli import positive_int
+
 HELP = "draw the feature maps of every stage for one image, and the learned first-layer filters (PNG)"
 TAKES_ARCH = False  # takes a trained run, not an architecture file
 
@@ -13,19 +15,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run directory or a .keras file")
     parser.add_argument("--image", required=True, metavar="IMAGE", help="the input image (PNG, JPEG, ...)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write the PNG")
-    parser.add_argument("--maps", type=int, default=16, metavar="N",
+    parser.add_argument("--maps", type=positive_int, default=16, metavar="N",
                         help="feature maps shown per stage, most active first (default 16)")
+
+
+def check(args: argparse.Namespace) -> None:
+    """The output's format and folder, the model's files and the image's header, before TensorFlow."""
+    from blockbuilder.cli import arguments
+    from blockbuilder.images import check_image
+    from blockbuilder.serving.export import inspect_source
+
+    arguments.suffix(args.output, (".png",))
+    inspect_source(args.model)
+    check_image(args.image, decode=False)
+    arguments.writable(args.output)
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the picture and say where it went; 1 on an unreadable model or image."""
-    from blockbuilder.errors import UsageError
     from blockbuilder.serving.features import features
 
-    if not args.output.lower().endswith(".png"):
-        raise UsageError(f"--output must end in .png, got '{args.output}'")
-    if args.maps < 1:
-        raise UsageError(f"--maps must be a positive integer, got {args.maps}")
     path, stages = features(args.model, args.image, args.output, maps=args.maps)
     print(f"wrote {path} ({len(stages)} stages: {', '.join(stages)})")
     return 0

@@ -1,39 +1,27 @@
 """The ``blockbuilder`` command line: each command calls the public pipeline in order.
 
-TensorFlow and Keras are imported only by the commands that build a model, so ``--help`` and
-``validate`` start fast.
+Arguments first, TensorFlow second: every command loads its architecture (TensorFlow-free) and runs its
+``check`` (paths, outputs, formats) before Keras is imported, so a mistake is reported in a fraction of
+a second. Only the commands that need a model import Keras at all, so ``--help`` and ``validate`` start
+fast. Errors are mapped to exit codes here: a bad file or failed work exits 1, bad usage 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from blockbuilder.cli import positive_int
-from blockbuilder.errors import CommandError, SpecError, UsageError
+from blockbuilder.cli import arguments, positive_int
+from blockbuilder.cli.console import console, import_keras_quietly
+from blockbuilder.errors import BlockbuilderError, SpecError, UsageError
 
 EXIT_OK, EXIT_BAD_FILE, EXIT_USAGE = 0, 1, 2
-FAST_COMMANDS = ("validate", "resolve", "zoo", "schema", "draw", "compare")
-
-
-def import_keras_quietly() -> None:
-    """Import Keras (and TensorFlow) with the C++ start-up chatter on stderr silenced."""
-    if "keras" in sys.modules:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import keras  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+Handler = Callable[[argparse.Namespace], int]
+Check = Callable[[argparse.Namespace], None]
+NeedsKeras = bool | Callable[[argparse.Namespace], bool]
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -63,8 +51,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.json:
         _out(json.dumps(summary.to_dict(), indent=None if args.compact else 2))
         return EXIT_OK
-    _console().print(render(summary, args.depth))
+    console().print(render(summary, args.depth))
     return EXIT_OK
+
+
+def check_build(args: argparse.Namespace) -> None:
+    args.output = args.output or f"{args.architecture.name}.keras"
+    arguments.suffix(args.output, (".keras",), ignore_case=False)  # Keras itself insists on ".keras"
+    arguments.writable(args.output)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -72,9 +66,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from blockbuilder.files import atomic_path
 
     model = blockbuilder.build(args.architecture)
-    output = args.output or f"{args.architecture.name}.keras"
-    if not output.endswith(".keras"):
-        raise UsageError(f"--output must end in .keras, got '{output}'")
+    output = args.output
     with atomic_path(output) as temporary:
         model.save(temporary)
     _out(f"wrote {output} ({model.count_params():,} params)")
@@ -88,7 +80,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     if args.json:
         _out(json.dumps(rows, indent=2))
     else:
-        _console().print(zoo_table(rows))
+        console().print(zoo_table(rows))
     return EXIT_OK
 
 
@@ -118,31 +110,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int],
-                takes_arch: bool = True) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, handler: Handler, takes_arch: bool = True,
+                check: Check | None = None, needs_keras: NeedsKeras = True) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         if takes_arch:
             _add_arch(cmd)
         cmd.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-        cmd.set_defaults(handler=handler, takes_arch=takes_arch)
+        cmd.set_defaults(handler=handler, takes_arch=takes_arch, check=check, needs_keras=needs_keras)
         return cmd
 
-    command("validate", "check an architecture file without building it (no TensorFlow)", cmd_validate)
-    command("resolve", "print the resolved document (extends merged, --set applied)", cmd_resolve)
+    command("validate", "check an architecture file without building it (no TensorFlow)", cmd_validate,
+            needs_keras=False)
+    command("resolve", "print the resolved document (extends merged, --set applied)", cmd_resolve,
+            needs_keras=False)
     summary = command("summary", "print depth, parameters, MACs and the block hierarchy", cmd_summary)
     summary.add_argument("--json", action="store_true", help="print one JSON object (schema in README)")
     summary.add_argument("--compact", action="store_true", help="with --json: on one line")
     summary.add_argument("--depth", type=positive_int, default=None, metavar="N",
                          help="fold the block tree below level N")
-    build = command("build", "build the Keras model and save it as a .keras file", cmd_build)
+    build = command("build", "build the Keras model and save it as a .keras file", cmd_build, check=check_build)
     build.add_argument("-o", "--output", metavar="FILE.keras", help="where to save (default NAME.keras)")
     zoo = command("zoo", "list the architecture zoo with params, MACs, depth and reported accuracy",
-                  cmd_zoo, takes_arch=False)
+                  cmd_zoo, takes_arch=False, needs_keras=False)
     zoo.add_argument("--json", action="store_true", help="print JSON")
-    command("schema", "print a JSON Schema of the language (for editors)", cmd_schema, takes_arch=False)
+    command("schema", "print a JSON Schema of the language (for editors)", cmd_schema, takes_arch=False,
+            needs_keras=False)
     for module in _plugin_commands():
         name = module.__name__.rpartition(".")[2]
-        cmd = command(name, module.HELP, module.run, takes_arch=getattr(module, "TAKES_ARCH", True))
+        cmd = command(name, module.HELP, module.run, takes_arch=getattr(module, "TAKES_ARCH", True),
+                      check=getattr(module, "check", None), needs_keras=getattr(module, "NEEDS_KERAS", True))
         module.configure(cmd)
     return parser
 
@@ -164,42 +160,41 @@ def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 140)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``blockbuilder`` script; returns the exit code."""
+    """Entry point of the ``blockbuilder`` script; returns the exit code.
+
+    The steps, in this order: parse the command line, load the architecture (no TensorFlow), run the
+    command's ``check`` (paths, outputs, formats; no TensorFlow), import Keras when the command needs it,
+    and only then run the command.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command not in FAST_COMMANDS and not args.debug:
-            import_keras_quietly()
         if args.takes_arch:
             import blockbuilder
 
             args.architecture = blockbuilder.load(args.arch, args.overrides)
-        return args.handler(args)
-    except SpecError as exc:
+        if args.check is not None:
+            args.check(args)
+        needs_keras = args.needs_keras(args) if callable(args.needs_keras) else args.needs_keras
+        if needs_keras and not args.debug:
+            import_keras_quietly()
+        return int(args.handler(args))
+    except BlockbuilderError as exc:
         if args.debug:
             raise
-        sys.stderr.write(f"{exc}\n")
-        return EXIT_BAD_FILE
-    except UsageError as exc:
-        if args.debug:
-            raise
-        sys.stderr.write(f"blockbuilder {args.command}: error: {exc}\n")
-        return EXIT_USAGE
-    except CommandError as exc:
-        if args.debug:
-            raise
-        sys.stderr.write(f"blockbuilder {args.command}: error: {exc}\n")
-        return EXIT_BAD_FILE
+        sys.stderr.write(_error_line(args.command, exc) + "\n")
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_BAD_FILE
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+
+
+def _error_line(command: str, error: BlockbuilderError) -> str:
+    """``FILE:LINE:COL: PATH: message`` for a bad file, ``blockbuilder CMD: error: message`` otherwise."""
+    if isinstance(error, SpecError):
+        return str(error)
+    return f"blockbuilder {command}: error: {error}"
 
 
 if __name__ == "__main__":  # pragma: no cover

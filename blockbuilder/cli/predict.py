@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from blockbuilder.cli import positive_int
+
 HELP = "classify images with an exported model, a .keras file or a run directory"
 TAKES_ARCH = False  # takes a trained model, not an architecture file
+NEEDS_KERAS = False  # ONNX and LiteRT files need no TensorFlow: run() imports it when the model does
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -14,13 +17,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "model", metavar="EXPORT_OR_MODEL", help="a SavedModel directory, .keras/.onnx/.tflite file or run directory"
     )
     parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
-    parser.add_argument("--top", type=int, default=3, help="how many classes to show per image (default 3)")
+    parser.add_argument("--top", type=positive_int, default=3,
+                        help="how many classes to show per image (default 3)")
+
+
+def check(args: argparse.Namespace) -> None:
+    """The model's kind and metadata, and every image's header, before TensorFlow is imported."""
+    from blockbuilder.serving.predict import check_arguments
+
+    args.needs_tensorflow = check_arguments(args.model, args.images)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the top classes of each image; 1 on an unreadable model or image."""
+    from blockbuilder.cli.console import import_keras_quietly
     from blockbuilder.serving.predict import predict, print_predictions
 
+    if getattr(args, "needs_tensorflow", True) and not args.debug:
+        import_keras_quietly("tensorflow")
     predictions = predict(args.model, args.images, top=args.top)
     print_predictions(predictions)
     return 0
