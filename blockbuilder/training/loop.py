@@ -10,7 +10,6 @@ same weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from pathlib import Path
@@ -18,14 +17,13 @@ from typing import Any, Optional
 
 import keras
 import numpy as np
-from keras import ops
 
 from blockbuilder.training.api import Plan, Run, TrainOptions
-from blockbuilder.training.augment import Augmenter
-from blockbuilder.training.data import Splits, load_splits
+from blockbuilder.training.batchnorm import chance_warning, needs_recalibration, recalibrate
+from blockbuilder.training.data import Splits
 from blockbuilder.training.devices import Placement, place, quiet_saving, resolve_precision, set_determinism
-from blockbuilder.training.optim import build_compiled_model
 from blockbuilder.training.outputs import plot_curves, write_tensorboard
+from blockbuilder.training.phases import Phases
 from blockbuilder.training.progress import Reporter
 from blockbuilder.training.rundir import (
     RunState,
@@ -37,40 +35,19 @@ from blockbuilder.training.rundir import (
     write_text,
 )
 from blockbuilder.training.spec import TrainError
-from blockbuilder.training.tfdata import eval_batches, train_batches
+from blockbuilder.training.weights import assign_values, variable_values, weights_sha256
 
-__all__ = ["Trainer", "run_training", "variable_values", "weights_sha256"]
+if keras.backend.backend() == "tensorflow":
+    from blockbuilder.training.augment import Augmenter
+    from blockbuilder.training.data import load_splits
+    from blockbuilder.training.tfdata import eval_batches, train_batches
+else:  # JAX and PyTorch: the NumPy pipeline (keras.utils.PyDataset), no TensorFlow
+    from blockbuilder.training.pipeline import Augmenter, eval_batches, load_splits, train_batches  # type: ignore[assignment]
 
+__all__ = ["Trainer", "run_training"]
+
+RECALIBRATION_IMAGES = 2048  # training images that re-estimate BatchNorm statistics (batchnorm.py)
 MONITOR = "val_loss"  # picks the best model: smoother than accuracy on a small validation set
-
-
-def variable_values(variables: Any) -> list[np.ndarray]:
-    """Every variable's value as a NumPy array.
-
-    ``convert_to_numpy`` of a TensorFlow variable warns under NumPy 2 (the variable's ``__array__``
-    lacks ``copy``); its own ``numpy()`` does not. JAX arrays have no ``numpy()``.
-    """
-    values = [variable.value for variable in variables]
-    return [np.array(value.numpy() if hasattr(value, "numpy") else ops.convert_to_numpy(value)) for value in values]
-
-
-def weights_sha256(model: Any) -> str:
-    """A checksum of every weight's value, in order: equal models, equal checksums."""
-    digest = hashlib.sha256()
-    for value in variable_values(model.weights):
-        digest.update(np.ascontiguousarray(value).tobytes())
-    return digest.hexdigest()
-
-
-def _assign(variables: Any, values: list[np.ndarray], what: str) -> None:
-    if len(variables) != len(values):
-        raise TrainError(f"cannot resume: the checkpoint holds {len(values)} {what} variables, the model "
-                         f"{len(variables)} (the architecture changed?)")
-    for variable, value in zip(variables, values):
-        if tuple(variable.shape) != tuple(value.shape):
-            raise TrainError(f"cannot resume: {what} variable {variable.path} has shape {tuple(variable.shape)}, "
-                             f"the checkpoint {tuple(value.shape)} (the architecture changed?)")
-        variable.assign(value)
 
 
 class _NanGuard(keras.callbacks.Callback):  # type: ignore[misc]
@@ -121,16 +98,19 @@ class Trainer:
         self.local_batch = self._local_batch()
         self.steps_per_epoch, self.drop_remainder = self._steps_per_epoch(self.splits.sizes["train"])
         self.augmenter = Augmenter(spec.augmentation, architecture.input_shape) if spec.augmentation else None
+        self.phases = Phases(architecture, spec, self.steps_per_epoch, self.reporter.message, placement.scope)
         with placement.scope():
-            self.model = build_compiled_model(architecture, spec, self.steps_per_epoch)
+            self.model = self.phases.build(self.state.epochs_completed, resuming=checkpoint is not None)
             self.model.optimizer.build(self.model.trainable_variables)
             if checkpoint is not None:
                 variables = checkpoint.variables()
-                _assign(self.model.variables, variables["model"], "model")
-                _assign(self.model.optimizer.variables, variables["optimizer"], "optimizer")
+                assign_values(self.model.variables, variables["model"], "model")
+                assign_values(self.model.optimizer.variables, variables["optimizer"], "optimizer")
         self.best: Optional[list[np.ndarray]] = None
         if checkpoint is not None and self.state.best_epoch:
             self.best = checkpoint.variables(best=True)["model"]
+        self.recalibrating = placement.process_count == 1 and placement.replicas == 1 and needs_recalibration(
+            self.model, self.steps_per_epoch, spec.recalibrate_batchnorm)
         self.nan_guard = _NanGuard()
         self.validation = self._eval_data("validation")
         self.stop_best = self._best_stop_value()
@@ -209,9 +189,12 @@ class Trainer:
             self._train_data(epoch), epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=self.steps_per_epoch,
             callbacks=callbacks, verbose=0, shuffle=False,
         )
-        row: dict[str, Any] = {"epoch": epoch + 1}
+        row: dict[str, Any] = {"epoch": epoch + 1, **self.phases.columns(epoch)}
         row.update({key: float(values[-1]) for key, values in history.history.items() if values})
         if self.nan_guard.bad_step is None and math.isfinite(row.get("loss", 0.0)):
+            if self.recalibrating:
+                recalibrate(self.model, eval_batches(self.splits.train, 2 * self.local_batch),
+                            max(1, RECALIBRATION_IMAGES // (2 * self.local_batch)))
             validation = self.model.evaluate(self.validation, verbose=0, return_dict=True)
             row.update({f"val_{key}": float(value) for key, value in validation.items()})
         seconds = time.perf_counter() - started
@@ -264,6 +247,7 @@ class Trainer:
     def _loop(self) -> str:
         hook = self.options.on_epoch_end
         for epoch in range(self.state.epochs_completed, self.spec.epochs):
+            self.phases.enter(self.model, epoch)
             row = self._fit_epoch(epoch)
             if self.nan_guard.bad_step is not None or not math.isfinite(row.get("loss", 0.0)):
                 kept = (f"kept the model of epoch {self.state.best_epoch}" if self.state.best_epoch
@@ -274,6 +258,7 @@ class Trainer:
                 return "nan"
             stop = self._record(row)
             self.reporter.epoch_done(epoch, self.spec.epochs, row)
+            self._warn_at_chance()
             if stop:
                 self.reporter.message(f"early stopping after epoch {epoch + 1}")
                 return "early_stopping"
@@ -282,9 +267,15 @@ class Trainer:
                 return "callback"
         return "completed"
 
+    def _warn_at_chance(self) -> None:
+        warning = None if self.state.chance_warned else chance_warning(self.state.history, len(self.splits.class_names))
+        if warning is not None:
+            self.state.chance_warned = True  # committed with the next epoch
+            self.reporter.message(f"[yellow]{warning}[/]")
+
     def _restore_best(self) -> None:
         if self.best is not None:
-            _assign(self.model.variables, self.best, "model")
+            assign_values(self.model.variables, self.best, "model")
 
     def _test(self) -> dict[str, float]:
         self._restore_best()
@@ -358,7 +349,11 @@ def run_training(decided: Plan, options: TrainOptions) -> Run:
     placement = place(options.device, options.coordinator, options.num_processes, options.process_id)
     if placement.leader:
         _make_run_dir(decided.run_dir)
-    trainer = Trainer(decided, options, placement)
-    for notice in decided.notices:
-        trainer.reporter.message(notice)
-    return trainer.run()
+    policy = keras.mixed_precision.global_policy()
+    try:
+        trainer = Trainer(decided, options, placement)
+        for notice in decided.notices:
+            trainer.reporter.message(notice)
+        return trainer.run()
+    finally:  # a notebook's next model is built in the precision it had before
+        keras.mixed_precision.set_global_policy(policy)

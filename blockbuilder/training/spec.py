@@ -21,13 +21,14 @@ from pydantic import (
 )
 
 from blockbuilder.errors import CommandError
-from blockbuilder.training.choices import PRECISIONS, Precision
+from blockbuilder.training.choices import PRECISIONS, BatchnormRecalibration, Precision
 
 __all__ = [
     "AugmentationSpec",
     "EarlyStoppingSpec",
     "OptimizerSpec",
     "PRECISIONS",
+    "PhaseSpec",
     "ScheduleSpec",
     "TrainError",
     "TrainSpec",
@@ -162,6 +163,21 @@ def _default_metrics() -> list[Metric]:
     return ["accuracy"]
 
 
+class PhaseSpec(_Strict):
+    """One phase of ``train.phases`` (fine-tuning in phases; see blockbuilder.training.phases).
+
+    ``freeze`` takes the forms of the top-level ``freeze:`` (absent: the top-level one; ``none``:
+    nothing frozen); ``optimizer`` keys override ``train.optimizer``'s; ``schedule`` replaces
+    ``train.schedule``, its epochs counted from the phase's start.
+    """
+
+    name: Optional[str] = None
+    epochs: PositiveInt
+    freeze: Any = None
+    optimizer: Optional[OptimizerSpec] = None
+    schedule: Optional[ScheduleSpec] = None
+
+
 class TrainSpec(_Strict):
     """The ``train:`` section. Every key has a default that trains ``lenet5`` on digits well.
 
@@ -169,6 +185,8 @@ class TrainSpec(_Strict):
     ``validation_split`` is the fraction of the training data held out for validation when the data
     set has no validation split of its own. The default augmentation, a random translation by up
     to 10 % of the image size, helps on every data set tried; ``augmentation: []`` turns it off.
+    ``recalibrate_batchnorm`` re-estimates BatchNorm statistics after each epoch: ``auto`` when an
+    epoch has fewer steps than the layers' moving averages span (small data sets).
     """
 
     dataset: str = "digits"
@@ -189,6 +207,17 @@ class TrainSpec(_Strict):
     early_stopping: Optional[EarlyStoppingSpec] = None
     shuffle_buffer: PositiveInt = 10000
     cache: bool = True
+    recalibrate_batchnorm: BatchnormRecalibration = "auto"
+    phases: list[PhaseSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _epochs_of_phases(self) -> TrainSpec:
+        if self.phases:
+            total = sum(phase.epochs for phase in self.phases)
+            if "epochs" in self.model_fields_set and self.epochs != total:
+                raise ValueError(f"epochs ({self.epochs}) differs from the phases' total ({total}); leave it out")
+            self.epochs = total
+        return self
 
     @model_validator(mode="after")
     def _check_dataset(self) -> TrainSpec:
