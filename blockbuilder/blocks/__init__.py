@@ -21,6 +21,7 @@ from blockbuilder.blocks import flatten as _flatten  # noqa: E402,F401
 from blockbuilder.blocks import fractal as _fractal  # noqa: E402,F401
 from blockbuilder.blocks import global_pool as _global_pool  # noqa: E402,F401
 from blockbuilder.blocks import identity as _identity  # noqa: E402,F401
+from blockbuilder.blocks import inverted_residual as _inverted_residual  # noqa: E402,F401
 from blockbuilder.blocks import pool as _pool  # noqa: E402,F401
 from blockbuilder.blocks import repeat as _repeat  # noqa: E402,F401
 from blockbuilder.blocks import residual as _residual  # noqa: E402,F401
