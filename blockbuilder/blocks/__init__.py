@@ -14,6 +14,7 @@ from blockbuilder.blocks import batchnorm as _batchnorm  # noqa: E402,F401
 from blockbuilder.blocks import branch as _branch  # noqa: E402,F401
 from blockbuilder.blocks import channel_pad as _channel_pad  # noqa: E402,F401
 from blockbuilder.blocks import conv as _conv  # noqa: E402,F401
+from blockbuilder.blocks import convnext as _convnext  # noqa: E402,F401
 from blockbuilder.blocks import dense as _dense  # noqa: E402,F401
 from blockbuilder.blocks import depthwise_conv as _depthwise_conv  # noqa: E402,F401
 from blockbuilder.blocks import dropout as _dropout  # noqa: E402,F401
@@ -22,6 +23,7 @@ from blockbuilder.blocks import fractal as _fractal  # noqa: E402,F401
 from blockbuilder.blocks import global_pool as _global_pool  # noqa: E402,F401
 from blockbuilder.blocks import identity as _identity  # noqa: E402,F401
 from blockbuilder.blocks import inverted_residual as _inverted_residual  # noqa: E402,F401
+from blockbuilder.blocks import layer_norm as _layer_norm  # noqa: E402,F401
 from blockbuilder.blocks import pool as _pool  # noqa: E402,F401
 from blockbuilder.blocks import repeat as _repeat  # noqa: E402,F401
 from blockbuilder.blocks import residual as _residual  # noqa: E402,F401
