@@ -13,15 +13,30 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow as tf
 
 from blockbuilder.errors import DataError
 
-__all__ = ["IMAGE_EXTENSIONS", "DataError", "Splits", "decode_image_file", "load_splits", "to_model_input"]
+if TYPE_CHECKING:
+    import tensorflow as tf
+else:
+    class _LazyTensorFlow:
+        """TensorFlow, imported on first use: the sources' NumPy helpers serve the JAX and PyTorch
+        pipeline (:mod:`blockbuilder.training.pipeline`) where TensorFlow is not installed."""
 
-AUTOTUNE = tf.data.AUTOTUNE
+        def __getattr__(self, name: str) -> Any:
+            import tensorflow
+
+            return getattr(tensorflow, name)
+
+    tf = _LazyTensorFlow()
+
+__all__ = ["IMAGE_EXTENSIONS", "DataError", "Splits", "check_folder", "decode_image_file", "folder_files",
+           "load_splits", "to_model_input"]
+
+AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0  # the train/validation/test split never depends on the training seed
@@ -190,6 +205,34 @@ def folder_files(path: str) -> tuple[list[str], list[str], list[int]]:
     if not files:
         raise _error(f"folder '{path}' has no images in class sub-folders (one per class)")
     return names, files, labels
+
+
+def check_folder(path: str, workers: int = 8) -> int:
+    """Decode every image of a ``folder:`` data set once (in threads) before training starts.
+
+    Returns the number of images. Raises:
+        DataError: naming the files that cannot be read (at most five, then a count).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from blockbuilder.errors import ImageError
+    from blockbuilder.images import check_image
+
+    def problem(file: str) -> str | None:
+        try:
+            check_image(file)
+        except ImageError as error:
+            return str(error)
+        return None
+
+    _, files, _ = folder_files(path)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        bad = [message for message in pool.map(problem, files) if message is not None]
+    if bad:
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise _error(f"{len(bad)} of {len(files)} images in folder '{path}' cannot be read: "
+                     f"{'; '.join(bad[:5])}{more}")
+    return len(files)
 
 
 def _folder(path: str, shape: Sequence[int], classes: int, validation_split: float) -> Splits:

@@ -61,6 +61,12 @@ def _gpu_capabilities() -> list[tuple[int, ...]]:
 
         gpus = [d for d in jax.devices() if d.platform == "gpu"]
         return [tuple(int(p) for p in str(d.compute_capability).split(".")) for d in gpus]
+    if keras.backend.backend() == "torch":
+        import torch
+
+        if not torch.cuda.is_available():
+            return []
+        return [tuple(torch.cuda.get_device_capability(i)) for i in range(torch.cuda.device_count())]
     import tensorflow as tf
 
     details = [tf.config.experimental.get_device_details(g) for g in tf.config.list_physical_devices("GPU")]
@@ -70,8 +76,9 @@ def _gpu_capabilities() -> list[tuple[int, ...]]:
 def resolve_precision(requested: str, device: str) -> str:
     """The Keras dtype policy for ``precision`` on ``device`` (cpu, gpu or tpu).
 
-    ``auto`` gives ``mixed_bfloat16`` on TPUs and on CPUs with AMX/AVX512-BF16, ``mixed_float16``
-    on GPUs of compute capability 7.0 or more (tensor cores), and ``float32`` otherwise.
+    ``auto`` gives ``mixed_bfloat16`` on TPUs, on CPUs with AMX/AVX512-BF16 and on GPUs of compute
+    capability 8.0 or more (bf16 tensor cores: no loss scaling needed), ``mixed_float16`` on GPUs of
+    7.x (fp16 tensor cores), and ``float32`` otherwise; the same on every backend.
     """
     if requested != "auto":
         return requested
@@ -79,6 +86,8 @@ def resolve_precision(requested: str, device: str) -> str:
         return "mixed_bfloat16"
     if device == "gpu":
         capabilities = _gpu_capabilities()
+        if capabilities and min(capabilities) >= (8, 0):
+            return "mixed_bfloat16"
         return "mixed_float16" if capabilities and min(capabilities) >= (7, 0) else "float32"
     return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
 
@@ -128,6 +137,21 @@ def _tf_setup(device: str) -> Placement:
     return Placement("gpu" if gpus else "cpu", tf.distribute.get_strategy(), 1, 0)
 
 
+def _torch_setup(device: str) -> Placement:
+    import torch
+
+    if device == "tpu":
+        raise TrainError("--device tpu needs the JAX or TensorFlow backend, not PyTorch")
+    if device == "gpu" and not torch.cuda.is_available():
+        raise TrainError("--device gpu asked for, but PyTorch sees no GPU")
+    # Keras' torch backend places everything on its default device (CUDA when there is one),
+    # chosen when Keras is imported: KERAS_TORCH_DEVICE=cpu chooses the CPU.
+    if device == "cpu" and torch.cuda.is_available() and os.environ.get("KERAS_TORCH_DEVICE") != "cpu":
+        raise TrainError("--device cpu with PyTorch on a GPU machine: set KERAS_TORCH_DEVICE=cpu")
+    kind = "gpu" if torch.cuda.is_available() and device != "cpu" else "cpu"
+    return Placement(kind, None, 1, 0)
+
+
 def place(device: str = "auto", coordinator: Optional[str] = None, num_processes: Optional[int] = None,
           process_id: Optional[int] = None) -> Placement:
     """Find the devices (and connect the JAX processes) for a run."""
@@ -138,6 +162,8 @@ def place(device: str = "auto", coordinator: Optional[str] = None, num_processes
             "--coordinator/--num-processes need the JAX backend (KERAS_BACKEND=jax): "
             "multi-worker TensorFlow does not work with Keras 3 fit (keras-team/keras#20585)"
         )
+    if keras.backend.backend() == "torch":
+        return _torch_setup(device)
     return _tf_setup(device)
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-import tensorflow as tf
 
 from blockbuilder.training.rundir import write_file
 
@@ -36,6 +35,9 @@ def plot_curves(path: Path, history: Sequence[dict[str, Any]]) -> None:
         for prefix, label in (("", "train"), ("val_", "validation")):
             values = [_number(row.get(prefix + name)) for row in history]
             axes.plot(epochs, values, marker="o", label=label)
+        for before, after in zip(history, history[1:]):  # train.phases: a dashed line where a phase starts
+            if before.get("phase") != after.get("phase"):
+                axes.axvline(before["epoch"] + 0.5, color="grey", linestyle="--", linewidth=1)
         axes.set_xlabel("epoch")
         axes.set_ylabel(name)
         axes.grid(alpha=0.3)
@@ -76,6 +78,10 @@ def write_tensorboard(log_dir: Path, history: Sequence[dict[str, Any]], started:
     Scalars are named ``epoch_loss``, ``epoch_accuracy`` ... (as Keras' own TensorBoard callback
     names them), with the epoch as step.
     """
+    try:
+        import tensorflow as tf
+    except ImportError:  # JAX and PyTorch train without TensorFlow: no event files then
+        return
     started = time.time() if started is None else started
     for folder, prefix in SPLITS:
         records = _events(history, prefix, started)

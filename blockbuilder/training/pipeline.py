@@ -1,0 +1,406 @@
+"""The backend-neutral input pipeline of the JAX and PyTorch backends: NumPy, no TensorFlow.
+
+It mirrors the ``tf.data`` pipeline of the TensorFlow backend (:mod:`blockbuilder.training.data`,
+:mod:`blockbuilder.training.tfdata`, :mod:`blockbuilder.training.augment`) with the same names and
+signatures, so the trainer picks one or the other by backend:
+
+* :func:`load_splits`: the same sources (``digits``, ``folder:``, ``npz:``; ``tfds:`` when TensorFlow
+  is installed), the same fixed train/validation/test split, images as float32 in ``[0, 1]`` shaped
+  for the model. ``folder:`` images stay files until a batch needs them and are decoded by
+  :func:`blockbuilder.images.read_image`.
+* :func:`train_batches`: one epoch as a :class:`keras.utils.PyDataset` whose batches are decoded and
+  augmented by a pool of worker threads (``workers``), so the accelerator is fed while they work.
+* Every random choice is a pure function of ``(seed, epoch, batch)``: the epoch's order is a
+  permutation seeded by ``(seed, epoch)`` and each batch's augmentation draws from a generator seeded
+  by ``(seed, epoch, batch, step)``. Workers may finish in any order and a resumed run still sees
+  exactly the batches an uninterrupted one would.
+* :class:`Augmenter`: the ``augmentation:`` steps in NumPy/SciPy with the geometry of the TensorFlow
+  ones (bilinear, reflected borders; whole-pixel shifts with zero fill for ``random_crop``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, cast
+
+import keras
+import numpy as np
+
+from blockbuilder.training import data as sources
+from blockbuilder.training.spec import AugmentationSpec
+
+__all__ = ["Augmenter", "Examples", "Splits", "eval_batches", "load_splits", "to_model_input", "train_batches"]
+
+WORKERS = max(1, min(8, (os.cpu_count() or 1)))
+GREY = np.array([0.2989, 0.5870, 0.1140], np.float32)  # tf.image.rgb_to_grayscale's weights
+
+
+# --------------------------------------------------------------------------- data in memory
+
+
+class Examples:
+    """An unbatched data set of ``(image, label)``: arrays in memory, or image files decoded on demand.
+
+    It offers the few ``tf.data.Dataset`` methods the trainer uses (``cache``, ``take``, ``shard``).
+    """
+
+    def __init__(self, labels: np.ndarray, images: Optional[np.ndarray] = None,
+                 files: Optional[np.ndarray] = None, shape: Sequence[int] = ()) -> None:
+        self.labels = labels.astype(np.int32)
+        self.images, self.files, self.shape = images, files, tuple(shape)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _subset(self, index: np.ndarray | slice) -> Examples:
+        return Examples(self.labels[index], None if self.images is None else self.images[index],
+                        None if self.files is None else self.files[index], self.shape)
+
+    def cache(self) -> Examples:
+        """Decode every ``folder:`` file once (arrays are already in memory)."""
+        if self.files is None:
+            return self
+        return Examples(self.labels, self.gather(np.arange(len(self))), None, self.shape)
+
+    def take(self, count: int) -> Examples:
+        return self._subset(slice(0, count))
+
+    def shard(self, count: int, index: int) -> Examples:
+        return self._subset(slice(index, None, count))
+
+    def gather(self, index: np.ndarray) -> np.ndarray:
+        """The images at ``index`` as one float32 batch."""
+        if self.images is not None:
+            return cast(np.ndarray, self.images[index])
+        from blockbuilder.images import Preprocessing, read_image
+
+        assert self.files is not None
+        preprocessing = Preprocessing.for_input(self.shape)
+        return np.stack([read_image(str(file), preprocessing) for file in self.files[index]])
+
+
+@dataclass
+class Splits:
+    """The train/validation/test :class:`Examples` and what they hold (as :class:`data.Splits`)."""
+
+    train: Examples
+    validation: Examples
+    test: Examples
+    class_names: list[str]
+    sizes: dict[str, int]
+
+
+def to_model_input(images: np.ndarray, shape: Sequence[int], batch: int = 512) -> np.ndarray:
+    """Images in ``[0, 1]`` ``(n, h, w, c)`` to ``shape`` (H, W, C): channels, then size (antialiased)."""
+    height, width, channels = shape
+    if images.shape[-1] == 4:
+        images = images[..., :3]
+    if images.shape[-1] == 1 and channels == 3:
+        images = np.repeat(images, 3, axis=-1)
+    elif images.shape[-1] == 3 and channels == 1:
+        images = (images @ GREY)[..., None]
+    if tuple(images.shape[1:3]) != (height, width):
+        parts = [keras.ops.convert_to_numpy(keras.ops.image.resize(
+            images[start:start + batch], (height, width), antialias=True, data_format="channels_last"))
+            for start in range(0, len(images), batch)]
+        images = np.concatenate(parts) if parts else np.zeros((0, height, width, images.shape[-1]), np.float32)
+    return np.clip(images.astype(np.float32), 0.0, 1.0)
+
+
+def _arrays(x: np.ndarray, y: np.ndarray, shape: Sequence[int]) -> Examples:
+    return Examples(y, to_model_input(x, shape), shape=shape)
+
+
+def _array_splits(x: np.ndarray, y: np.ndarray, shape: Sequence[int], validation_split: float,
+                  class_names: list[str], test: Optional[tuple[np.ndarray, np.ndarray]] = None) -> Splits:
+    if test is None:
+        train, validation, test_index = sources._stratified_split(y, validation_split)
+        test = (x[test_index], y[test_index])
+    else:
+        from sklearn.model_selection import train_test_split
+
+        train, validation = train_test_split(np.arange(len(y)), test_size=validation_split, stratify=y,
+                                             random_state=sources.SPLIT_SEED)
+    return Splits(_arrays(x[train], y[train], shape), _arrays(x[validation], y[validation], shape),
+                  _arrays(test[0], test[1], shape), class_names,
+                  {"train": len(train), "validation": len(validation), "test": len(test[1])})
+
+
+def _digits(shape: Sequence[int], classes: int, validation_split: float) -> Splits:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[..., None]
+    sources._check_model_fits("digits", 10, 1, shape, classes)
+    return _array_splits(x, digits.target, shape, validation_split, [str(n) for n in digits.target_names])
+
+
+def _npz(path: str, shape: Sequence[int], classes: int, validation_split: float) -> Splits:
+    source = f"npz:{path}"
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            data = {key: arrays[key] for key in arrays.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise sources._error(f"cannot read '{path}': {error}") from None
+    missing = [key for key in ("x", "y") if key not in data]
+    if missing:
+        raise sources._error(f"'{path}' has no array {missing[0]!r} (it has: {', '.join(data)})")
+    x = sources._images_array(data["x"], source, shape)
+    y = data["y"].astype(np.int64).reshape(-1)
+    class_count = int(y.max(initial=-1)) + 1
+    names = [str(n) for n in data.get("class_names", np.arange(class_count))]
+    sources._check_model_fits(source, max(class_count, len(names)), x.shape[-1], shape, classes)
+    test = None
+    if "x_test" in data and "y_test" in data:
+        test = (sources._images_array(data["x_test"], source, shape), data["y_test"].astype(np.int64))
+    return _array_splits(x, y, shape, validation_split, names, test)
+
+
+def _folder(path: str, shape: Sequence[int], classes: int, validation_split: float) -> Splits:
+    names, files, labels = sources.folder_files(path)
+    sources._check_model_fits(f"folder:{path}", len(names), None, shape, classes)
+    y = np.asarray(labels)
+    train, validation, test = sources._stratified_split(y, validation_split)
+    paths = np.asarray(files)
+
+    def part(index: np.ndarray) -> Examples:
+        return Examples(y[index], files=paths[index], shape=shape)
+
+    return Splits(part(train), part(validation), part(test), names,
+                  {"train": len(train), "validation": len(validation), "test": len(test)})
+
+
+def _tfds(spec: str, shape: Sequence[int], classes: int, validation_split: float) -> Splits:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise sources._error(f"tfds:{spec} needs TensorFlow and tensorflow-datasets "
+                             "(pip install tensorflow tensorflow-datasets), or use folder: or npz:") from None
+    splits = sources.load_splits(f"tfds:{spec}", shape, classes, validation_split)
+
+    def materialise(dataset: Any) -> Examples:
+        pairs = list(dataset.batch(1024).as_numpy_iterator())
+        images = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros((0, *shape), np.float32)
+        labels = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros((0,), np.int32)
+        return Examples(labels, images, shape=shape)
+
+    return Splits(materialise(splits.train), materialise(splits.validation), materialise(splits.test),
+                  splits.class_names, splits.sizes)
+
+
+def load_splits(source: str, input_shape: Sequence[int], classes: int, validation_split: float = 0.1) -> Splits:
+    """Load a data set as train/validation/test :class:`Examples` (as :func:`data.load_splits`).
+
+    Raises:
+        DataError: The data cannot be read, or does not fit the model (naming both).
+    """
+    kind, _, rest = source.partition(":")
+    loaders: dict[str, Callable[..., Splits]] = {"tfds": _tfds, "folder": _folder, "npz": _npz}
+    if source == "digits":
+        return _digits(input_shape, classes, validation_split)
+    if kind not in loaders or not rest:
+        raise sources._error(f"unknown data set '{source}' (use digits, tfds:NAME[:SPLIT], folder:PATH or npz:PATH)")
+    return loaders[kind](os.path.expanduser(rest) if kind != "tfds" else rest, input_shape, classes,
+                         validation_split)
+
+
+# --------------------------------------------------------------------------- augmentation
+
+Step = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def _transform(images: np.ndarray, matrices: np.ndarray, order: int = 1, mode: str = "reflect") -> np.ndarray:
+    """Apply one 2x3 ``[[a0, a1, a2], [b0, b1, b2]]`` map (output ``(x, y)`` -> input point) per image."""
+    from scipy import ndimage  # type: ignore[import-untyped]
+
+    out = np.empty_like(images)
+    for i, ((a0, a1, a2), (b0, b1, b2)) in enumerate(matrices):
+        matrix = np.array([[b1, b0, 0.0], [a1, a0, 0.0], [0.0, 0.0, 1.0]])
+        ndimage.affine_transform(images[i], matrix, offset=(b2, a2, 0.0), output=out[i], order=order,
+                                 mode=mode, cval=0.0)
+    return out
+
+
+def _shifts(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    one, zero = np.ones_like(dx), np.zeros_like(dx)
+    return np.stack([np.stack([one, zero, -dx], 1), np.stack([zero, one, -dy], 1)], 1)
+
+
+def _random_crop(padding: int) -> Step:
+    def step(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        dx, dy = (rng.integers(-padding, padding + 1, len(images)).astype(np.float64) for _ in range(2))
+        return _transform(images, _shifts(dx, dy), order=0, mode="constant")
+
+    return step
+
+
+def _flip(mode: str) -> Step:
+    def step(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        for name, axis in (("horizontal", 2), ("vertical", 1)):
+            if name in mode:
+                flip = rng.random(len(images)) < 0.5
+                images = np.where(flip[:, None, None, None], np.flip(images, axis), images)
+        return images
+
+    return step
+
+
+def _translation(factor: float) -> Step:
+    def step(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        height, width = images.shape[1:3]
+        dx = rng.uniform(-factor, factor, len(images)) * width
+        dy = rng.uniform(-factor, factor, len(images)) * height
+        return _transform(images, _shifts(dx, dy))
+
+    return step
+
+
+def _rotation(factor: float) -> Step:
+    def step(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        angle = rng.uniform(-factor, factor, len(images)) * 2.0 * math.pi
+        height, width = images.shape[1] - 1.0, images.shape[2] - 1.0
+        cos, sin = np.cos(angle), np.sin(angle)
+        x_offset = (width - (cos * width - sin * height)) / 2.0
+        y_offset = (height - (sin * width + cos * height)) / 2.0
+        return _transform(images, np.stack([np.stack([cos, -sin, x_offset], 1), np.stack([sin, cos, y_offset], 1)], 1))
+
+    return step
+
+
+def _zoom(factor: float) -> Step:
+    def step(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        scale = 1.0 + rng.uniform(-factor, factor, len(images))
+        cy, cx = (images.shape[1] - 1.0) / 2.0, (images.shape[2] - 1.0) / 2.0
+        zero = np.zeros_like(scale)
+        return _transform(images, np.stack([np.stack([scale, zero, cx * (1.0 - scale)], 1),
+                                            np.stack([zero, scale, cy * (1.0 - scale)], 1)], 1))
+
+    return step
+
+
+def _contrast(factor: float) -> Step:
+    def step(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        contrast = rng.uniform(1.0 - factor, 1.0 + factor, len(images)).astype(np.float32)[:, None, None, None]
+        mean = images.mean(axis=(1, 2), keepdims=True)
+        changed: np.ndarray = (images - mean) * contrast + mean
+        return changed
+
+    return step
+
+
+def _step(spec: AugmentationSpec) -> Step:
+    options = cast(Any, spec.options)
+    makers: dict[str, Callable[[], Step]] = {
+        "random_crop": lambda: _random_crop(options.padding),
+        "flip": lambda: _flip(options.mode),
+        "translation": lambda: _translation(options.factor),
+        "rotation": lambda: _rotation(options.factor),
+        "zoom": lambda: _zoom(options.factor),
+        "contrast": lambda: _contrast(options.factor),
+    }
+    return makers[spec.kind]()
+
+
+class Augmenter:
+    """The ``augmentation:`` steps in NumPy; each batch's draws depend only on its seed.
+
+    Args:
+        steps: The ``augmentation:`` steps.
+        shape: The images' shape ``(H, W, C)`` (kept for the same signature as the TensorFlow one).
+    """
+
+    def __init__(self, steps: Sequence[AugmentationSpec], shape: Sequence[int] = ()) -> None:
+        self._steps = [_step(spec) for spec in steps]
+        self.shape = tuple(shape)
+
+    def __call__(self, images: np.ndarray, seed: Sequence[int]) -> np.ndarray:
+        """Augment a batch; ``seed`` is e.g. ``(seed, epoch, batch)``."""
+        images = np.asarray(images, np.float32)
+        for position, function in enumerate(self._steps):
+            images = function(images, np.random.default_rng([*map(int, seed), position + 1]))
+        clipped: np.ndarray = np.clip(images, 0.0, 1.0).astype(np.float32)
+        return clipped
+
+
+# --------------------------------------------------------------------------- batches
+
+
+class Batches(keras.utils.PyDataset):  # type: ignore[misc]
+    """Batches of :class:`Examples` in a given order, decoded (and augmented) by ``workers`` threads.
+
+    ``batch`` ``i`` is a pure function of ``(order, i, seed)``, so the order in which the workers
+    finish does not matter.
+    """
+
+    def __init__(self, examples: Examples, order: np.ndarray, batch_size: int, *, drop_remainder: bool = False,
+                 augmenter: Optional[Augmenter] = None, seed: Sequence[int] = (), workers: int = WORKERS) -> None:
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=2 * workers)
+        self.examples, self.order, self.size = examples, order, batch_size
+        self.augmenter, self.seed = augmenter, tuple(seed)
+        whole, rest = divmod(len(order), batch_size)
+        self.count = whole if drop_remainder or rest == 0 else whole + 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def num_batches(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < self.count:
+            raise IndexError(f"batch {index} of {self.count}")
+        chosen = self.order[index * self.size:(index + 1) * self.size]
+        images = self.examples.gather(chosen)
+        if self.augmenter is not None:
+            images = self.augmenter(images, (*self.seed, index))
+        return images, self.examples.labels[chosen]
+
+    def take(self, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The first ``count`` batches (as ``tf.data.Dataset.take`` of batches)."""
+        return (self[i] for i in range(min(count, self.count)))
+
+
+def epoch_order(size: int, seed: int, epoch: int) -> np.ndarray:
+    """The order of the training examples in ``epoch``: a permutation seeded by ``(seed, epoch)``."""
+    return np.random.default_rng([seed, epoch]).permutation(size)
+
+
+def train_batches(
+    dataset: Examples,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    augmentation: Sequence[AugmentationSpec] = (),
+    input_shape: Sequence[int] = (),
+    shuffle_buffer: int = 10000,
+    drop_remainder: bool = False,
+    shard: tuple[int, int] = (1, 0),
+    augmenter: Optional[Augmenter] = None,
+    workers: int = WORKERS,
+) -> Batches:
+    """One epoch of shuffled, batched, augmented training data, a pure function of ``(seed, epoch)``.
+
+    The arguments are those of :func:`blockbuilder.training.tfdata.train_batches`; the shuffle is
+    a full permutation (``shuffle_buffer`` is the TensorFlow pipeline's memory bound; here the
+    examples are indices). Every process permutes alike and keeps its share.
+    """
+    del shuffle_buffer
+    order = epoch_order(len(dataset), seed, epoch)
+    count, index = shard
+    if count > 1:
+        order = order[index::count]
+    if augmentation and augmenter is None:
+        augmenter = Augmenter(augmentation, input_shape)
+    return Batches(dataset, order, batch_size, drop_remainder=drop_remainder,
+                   augmenter=augmenter if augmentation else None, seed=(seed * count + index, epoch),
+                   workers=workers)
+
+
+def eval_batches(dataset: Examples, batch_size: int, workers: int = WORKERS) -> Batches:
+    """Batched evaluation data in a fixed order."""
+    return Batches(dataset, np.arange(len(dataset)), batch_size, workers=workers)

@@ -1,0 +1,231 @@
+"""Training on the JAX and PyTorch backends without TensorFlow (issue 14).
+
+The CLI runs in real processes with ``import tensorflow`` made to fail by a ``sitecustomize`` module
+first on ``PYTHONPATH``; the numbers come from the run's metrics.json. GPU decisions are tested with
+fake devices (no GPU here).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blockbuilder.training import devices, pipeline
+from blockbuilder.training.spec import AugmentationSpec, TrainError
+
+REPO = Path(__file__).resolve().parents[1]
+HIDE_TENSORFLOW = """
+import sys
+
+class _NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith(("tensorflow.", "tensorflow_")):
+            raise ImportError(f"No module named {name!r} (hidden by the test)")
+        return None
+
+sys.meta_path.insert(0, _NoTensorFlow())
+"""
+
+
+def _env(tmp: Path, backend: str, hide_tensorflow: bool) -> dict[str, str]:
+    paths = [str(REPO)]
+    if hide_tensorflow:
+        (tmp / "sitecustomize.py").write_text(HIDE_TENSORFLOW)
+        paths.insert(0, str(tmp))
+    return {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def _start(tmp: Path, backend: str, hide_tensorflow: bool, *args: str) -> subprocess.Popen[str]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "blockbuilder", *args], env=_env(tmp, backend, hide_tensorflow),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def lenet_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``blockbuilder train lenet5 --set train.epochs=2`` on TensorFlow and (TensorFlow hidden) JAX, at once."""
+    root = tmp_path_factory.mktemp("backends")
+    backends = {"tensorflow": False, "jax": True}
+    processes = {name: _start(root / name, name, hide, "train", "lenet5", "--set", "train.epochs=2",
+                              "--output", str(root / name / "run"))
+                 for name, hide in backends.items()}
+    for name, process in processes.items():
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, f"{name}:\n{output[-3000:]}"
+    return {name: root / name / "run" for name in backends}
+
+
+def test_jax_trains_lenet5_without_tensorflow_as_well_as_tensorflow(lenet_runs: dict[str, Path]) -> None:
+    metrics = {name: json.loads((run / "metrics.json").read_text()) for name, run in lenet_runs.items()}
+    jax_accuracy, tf_accuracy = metrics["jax"]["test"]["accuracy"], metrics["tensorflow"]["test"]["accuracy"]
+    assert metrics["jax"]["epochs_completed"] == metrics["tensorflow"]["epochs_completed"] == 2
+    assert jax_accuracy >= 0.75 and tf_accuracy >= 0.75, (jax_accuracy, tf_accuracy)
+    assert abs(jax_accuracy - tf_accuracy) <= 0.05, (jax_accuracy, tf_accuracy)
+    assert (lenet_runs["jax"] / "model.keras").is_file()
+    assert metrics["jax"]["examples"] == metrics["tensorflow"]["examples"] == {
+        "train": 1293, "validation": 144, "test": 360}
+
+
+def test_savedmodel_export_without_tensorflow_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from blockbuilder.serving import export
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow -> ImportError
+    with pytest.raises(export.ExportError) as error:
+        export._require_backend("savedmodel")
+    assert str(error.value) == ("savedmodel export needs TensorFlow, which is not installed "
+                                "(pip install tensorflow; or export --format keras)")
+    export._require_backend("keras")  # .keras needs no TensorFlow
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="PyTorch is not installed (an optional extra: pip install torch)")
+def test_torch_trains_lenet5_without_tensorflow(tmp_path: Path) -> None:  # pragma: no cover - needs torch
+    process = _start(tmp_path, "torch", True, "train", "lenet5", "--set", "train.epochs=2",
+                     "--output", str(tmp_path / "run"))
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.75 and metrics["epochs_completed"] == 2
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+def _examples(count: int = 10) -> pipeline.Examples:
+    images = np.arange(count * 4 * 4, dtype=np.float32).reshape(count, 4, 4, 1) / (count * 16)
+    return pipeline.Examples(np.arange(count), images, shape=(4, 4, 1))
+
+
+def _epoch(examples: pipeline.Examples, epoch: int, **kwargs: object) -> list[tuple[np.ndarray, np.ndarray]]:
+    batches = pipeline.train_batches(examples, 3, seed=7, epoch=epoch, **kwargs)  # type: ignore[arg-type]
+    return [batches[i] for i in range(len(batches))]
+
+
+def test_an_epoch_is_a_function_of_seed_and_epoch_and_sees_every_example() -> None:
+    examples = _examples()
+    first, again, other = _epoch(examples, 0), _epoch(examples, 0), _epoch(examples, 1)
+    assert [len(labels) for _, labels in first] == [3, 3, 3, 1]
+    assert sorted(np.concatenate([labels for _, labels in first]).tolist()) == list(range(10))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(first, again))
+    assert [labels.tolist() for _, labels in first] != [labels.tolist() for _, labels in other]
+    dropped = _epoch(examples, 0, drop_remainder=True)
+    assert [labels.tolist() for _, labels in dropped] == [labels.tolist() for _, labels in first[:3]]
+
+
+def test_processes_share_an_epoch_without_overlap() -> None:
+    examples = _examples()
+    shares = [np.concatenate([labels for _, labels in _epoch(examples, 2, shard=(2, index))]) for index in (0, 1)]
+    assert sorted(np.concatenate(shares).tolist()) == list(range(10)) and len(shares[0]) == len(shares[1]) == 5
+
+
+def test_augmentation_depends_only_on_seed_epoch_and_batch_whatever_the_worker_order() -> None:
+    steps = [AugmentationSpec.model_validate(s) for s in
+             ({"random_crop": {"padding": 1}}, "flip", {"rotation": {"factor": 0.1}}, {"contrast": {"factor": 0.2}})]
+    examples = _examples()
+    batches = pipeline.train_batches(examples, 3, seed=7, epoch=0, augmentation=steps, input_shape=(4, 4, 1))
+    backwards = [batches[i][0] for i in reversed(range(len(batches)))][::-1]
+    forwards = [batches[i][0] for i in range(len(batches))]
+    assert all(np.array_equal(a, b) for a, b in zip(forwards, backwards))
+    plain = _epoch(examples, 0)
+    assert any(not np.array_equal(a, b) for a, (b, _) in zip(forwards, plain))  # augmentation changed pixels
+    assert all(0.0 <= a.min() and a.max() <= 1.0 and a.dtype == np.float32 for a in forwards)
+
+
+def test_random_crop_shifts_whole_pixels_with_zeros() -> None:
+    augment = pipeline.Augmenter([AugmentationSpec.model_validate({"random_crop": {"padding": 2}})])
+    image = np.ones((1, 5, 5, 1), np.float32)
+    shifted = [augment(image, (0, 0, k)) for k in range(20)]
+    assert all(set(np.unique(s).tolist()) <= {0.0, 1.0} for s in shifted)
+    assert len({float(s.sum()) for s in shifted}) > 1  # different shifts for different batches
+
+
+def test_folder_images_are_decoded_by_read_image_and_resized(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for label, value in (("cat", 0), ("dog", 255)):
+        (tmp_path / label).mkdir()
+        for k in range(10):
+            Image.new("RGB", (12, 10), (value, value, value)).save(tmp_path / label / f"{k}.png")
+    splits = pipeline.load_splits(f"folder:{tmp_path}", (8, 8, 1), 2)
+    assert splits.class_names == ["cat", "dog"] and sum(splits.sizes.values()) == 20
+    images, labels = pipeline.eval_batches(splits.test, 4)[0]
+    assert images.shape == (4, 8, 8, 1) and images.dtype == np.float32
+    assert np.allclose(images.reshape(4, -1).mean(axis=1), labels.astype(np.float32))
+    assert splits.train.cache().files is None
+
+
+def test_digits_match_the_tensorflow_sources() -> None:
+    from blockbuilder.training import data
+
+    ours = pipeline.load_splits("digits", (32, 32, 1), 10)
+    theirs = data.load_splits("digits", (32, 32, 1), 10)
+    assert ours.sizes == theirs.sizes and ours.class_names == theirs.class_names
+    tf_images, tf_labels = next(theirs.test.batch(360).as_numpy_iterator())
+    assert np.array_equal(ours.test.labels, tf_labels)
+    assert np.abs(ours.test.images - tf_images).max() < 0.02
+
+
+# --------------------------------------------------------------------------- precision and devices
+
+
+def _fake_jax(monkeypatch: pytest.MonkeyPatch, capabilities: list[str]) -> None:
+    import jax
+
+    fakes = [types.SimpleNamespace(platform="gpu", compute_capability=c) for c in capabilities]
+    monkeypatch.setattr(jax, "devices", lambda *a: fakes or [types.SimpleNamespace(platform="cpu")])
+    monkeypatch.setattr(devices.keras.backend, "backend", lambda: "jax")
+
+
+def _fake_torch(monkeypatch: pytest.MonkeyPatch, capabilities: list[tuple[int, int]]) -> None:
+    cuda = types.SimpleNamespace(is_available=lambda: bool(capabilities), device_count=lambda: len(capabilities),
+                                 get_device_capability=lambda index: capabilities[index])
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    monkeypatch.setattr(devices.keras.backend, "backend", lambda: "torch")
+
+
+@pytest.mark.parametrize(("capabilities", "expected"), [
+    (["9.0"], "mixed_bfloat16"), (["8.0", "9.0"], "mixed_bfloat16"), (["8.6", "7.5"], "mixed_float16"),
+    (["7.0"], "mixed_float16"), (["6.1"], "float32"), ([], "float32")])
+def test_auto_precision_on_jax_gpus(monkeypatch: pytest.MonkeyPatch, capabilities: list[str], expected: str) -> None:
+    _fake_jax(monkeypatch, capabilities)
+    assert devices.resolve_precision("auto", "gpu") == expected
+    assert devices.resolve_precision("float32", "gpu") == "float32"
+
+
+@pytest.mark.parametrize(("capabilities", "expected"), [
+    ([(9, 0)], "mixed_bfloat16"), ([(8, 0)], "mixed_bfloat16"), ([(7, 5)], "mixed_float16"),
+    ([(6, 1)], "float32"), ([], "float32")])
+def test_auto_precision_on_torch_gpus(monkeypatch: pytest.MonkeyPatch, capabilities: list[tuple[int, int]],
+                                      expected: str) -> None:
+    _fake_torch(monkeypatch, capabilities)
+    assert devices.resolve_precision("auto", "gpu") == expected
+
+
+def test_torch_placement_finds_gpus_or_says_there_are_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_torch(monkeypatch, [(9, 0)])
+    assert devices.place("gpu").kind == "gpu" and devices.place("auto").kind == "gpu"
+    _fake_torch(monkeypatch, [])
+    assert devices.place("auto").kind == "cpu"
+    with pytest.raises(TrainError, match="--device gpu asked for, but PyTorch sees no GPU"):
+        devices.place("gpu")
+    with pytest.raises(TrainError, match="need the JAX backend"):
+        devices.place("auto", num_processes=2)
+
+
+def test_device_gpu_on_jax_without_gpu_is_one_clear_error() -> None:
+    pytest.importorskip("jax")
+    import jax
+
+    if jax.default_backend() != "cpu":  # pragma: no cover - a GPU machine
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(TrainError, match="^--device gpu asked for, but JAX found only cpu devices$"):
+        devices._jax_setup("gpu", None, None, None)
