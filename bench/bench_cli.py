@@ -4,13 +4,16 @@
 
 Targets: ``--help`` and ``validate`` under 0.5 s; each command's bad-argument error under 1 s (TensorFlow
 alone takes 3–9 s to import, so an error that waits for it misses by far). Ratios are against
-``blockbuilder --help`` measured in the same run; a bare ``python -c pass`` is printed too. Every error
-case must exit 1 or 2; the script stops if one does not.
+``blockbuilder --help`` measured in the same run; a bare ``python -c pass`` is printed too. The CPU
+time (user + system) of the child is printed beside the wall time: on a machine shared with other
+work it says what the command costs when wall time says how long one waited. Every error case must
+exit 1 or 2; the script stops if one does not.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import struct
 import subprocess
@@ -68,13 +71,16 @@ def commands(f: dict[str, Path]) -> dict[str, list[str]]:
     }
 
 
-def wall(command: list[str], error: bool) -> float:
+def timed(command: list[str], error: bool) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run of ``command``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if (done.returncode in (1, 2)) != error:
         sys.exit(f"{' '.join(command)}: exit {done.returncode}\n{done.stderr}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -86,14 +92,15 @@ def main() -> None:
         baseline = None
         for label, command in cases.items():
             error = label not in ("python -c pass", "blockbuilder --help (baseline)", "validate resnet50")
-            wall(command, error)  # warm the file cache
-            seconds = statistics.median(wall(command, error) for _ in range(args.repeats))
+            timed(command, error)  # warm the file cache
+            runs = [timed(command, error) for _ in range(args.repeats)]
+            seconds, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
             if label.endswith("(baseline)"):
                 baseline = seconds
             target = 1.0 if error else 0.5
             verdict = f"ok (< {target:g} s)" if seconds < target else f"SLOW (>= {target:g} s)"
             ratio = f"{seconds / baseline:4.1f}x --help" if baseline else "         "
-            print(f"{label:36s} {seconds:6.3f} s  {ratio}  {verdict}")
+            print(f"{label:36s} {seconds:6.3f} s wall {cpu:6.3f} s cpu  {ratio}  {verdict}")
 
 
 if __name__ == "__main__":
