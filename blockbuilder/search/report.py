@@ -1,0 +1,363 @@
+"""What a search leaves for people: ``trials.csv``, ``best.yaml``, ``pareto.png``, a table, live progress.
+
+Everything here is read from the study's storage (trial values, parameters, MACs and accuracy are
+stored with each trial), so any worker, or ``blockbuilder search-report`` later, writes the same files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]
+
+from blockbuilder.errors import CommandError, SpecError, UsageError
+from blockbuilder.files import atomic_path
+from blockbuilder.text import human
+
+__all__ = [
+    "CSV_COLUMNS",
+    "Progress",
+    "TrialRow",
+    "best_row",
+    "pareto_front",
+    "table",
+    "trial_rows",
+    "write_best_yaml",
+    "write_pareto",
+    "write_reports",
+    "write_trials_csv",
+]
+
+CSV_COLUMNS = ("number", "state", "params", "macs", "val_accuracy")  # then one per searched value, then:
+CSV_TAIL = ("reason", "seconds", "run_dir")
+STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
+          "WAITING": "waiting"}
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial as the reports show it."""
+
+    number: int
+    state: str
+    params: int | None
+    macs: int | None
+    val_accuracy: float | None
+    values: dict[str, Any]
+    reason: str = ""
+    seconds: float | None = None
+    run_dir: str = ""
+    depth: int = 0
+    overrides: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def trained(self) -> bool:
+        return self.state == "complete" and self.val_accuracy is not None and self.macs is not None
+
+
+def _override(path: str, value: Any, distribution: Any) -> str:
+    from optuna.distributions import CategoricalDistribution
+
+    from blockbuilder.search.space import value_text
+
+    if isinstance(distribution, CategoricalDistribution) and isinstance(value, str):
+        return f"{path}={value}"  # a choice is stored as the YAML text of its value
+    return f"{path}={value_text(value)}"
+
+
+def trial_rows(study: Any) -> list[TrialRow]:
+    """Every trial of the study, in order of number."""
+    rows = []
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        attrs = trial.user_attrs
+        accuracy = attrs.get("val_accuracy")
+        if accuracy is None and trial.state.name == "COMPLETE" and trial.values:
+            accuracy = trial.values[0]
+        rows.append(TrialRow(
+            number=trial.number, state=STATES.get(trial.state.name, trial.state.name.lower()),
+            params=attrs.get("params"), macs=attrs.get("macs"),
+            val_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
+            values=dict(trial.params), reason=str(attrs.get("reason", "")), seconds=attrs.get("seconds"),
+            run_dir=str(attrs.get("run_dir", "")), depth=int(attrs.get("depth", 0)),
+            overrides=tuple(_override(path, value, trial.distributions.get(path))
+                            for path, value in trial.params.items()),
+        ))
+    return rows
+
+
+def searched_paths(rows: list[TrialRow]) -> list[str]:
+    """The searched values' paths, in the order the trials first show them."""
+    paths: dict[str, None] = {}
+    for row in rows:
+        paths.update(dict.fromkeys(row.values))
+    return list(paths)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def write_trials_csv(path: Path, rows: list[TrialRow]) -> None:
+    """``number,state,params,macs,val_accuracy,<one column per searched value>,reason,seconds,run_dir``."""
+    paths = searched_paths(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*CSV_COLUMNS, *paths, *CSV_TAIL])
+    for row in rows:
+        writer.writerow([row.number, row.state, _cell(row.params), _cell(row.macs), _cell(row.val_accuracy),
+                         *(_cell(row.values.get(p)) for p in paths), row.reason, _cell(row.seconds), row.run_dir])
+    with atomic_path(path) as temporary:
+        Path(temporary).write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def pareto_front(rows: list[TrialRow]) -> list[TrialRow]:
+    """The trained trials no other beats on both accuracy (higher) and MACs (fewer), by MACs."""
+    front: list[TrialRow] = []
+    for row in sorted((r for r in rows if r.trained), key=lambda r: (r.macs, -(r.val_accuracy or 0.0))):
+        if not front or (row.val_accuracy or 0.0) > (front[-1].val_accuracy or 0.0):
+            front.append(row)
+    return front
+
+
+def best_row(rows: list[TrialRow]) -> TrialRow | None:
+    """The trial of highest validation accuracy (the fewer MACs among equals); on any Pareto front."""
+    trained = [r for r in rows if r.trained]
+    return max(trained, key=lambda r: (r.val_accuracy or 0.0, -(r.macs or 0))) if trained else None
+
+
+def write_best_yaml(path: Path, source: str | Path, overrides: list[str], row: TrialRow, search_dir: Path) -> None:
+    """The best trial's architecture, ready for ``blockbuilder train`` (``search:`` left out).
+
+    Raises:
+        CommandError: the architecture file can no longer be read (moved, or edited into another family).
+    """
+    import blockbuilder
+    from blockbuilder.language.resolve import plain
+
+    try:
+        member = blockbuilder.load(source, [*overrides, *row.overrides])
+    except (SpecError, UsageError) as exc:
+        raise CommandError(f"cannot write {path}: the best trial no longer loads from {source}: {exc}") from None
+    document = {key: plain(value) for key, value in member.document.items() if key != "search"}
+    accuracy = f"{row.val_accuracy:.4f}" if row.val_accuracy is not None else "?"
+    header = (f"# the best trial ({row.number}) of the search in {search_dir}: val_accuracy {accuracy}, "
+              f"{row.params:,} params, {human(row.macs or 0)} MACs\n"
+              + "".join(f"#   --set {override}\n" for override in row.overrides))
+    text = header + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
+    with atomic_path(path) as temporary:
+        Path(temporary).write_text(text, encoding="utf-8")
+
+
+def write_pareto(path: Path, rows: list[TrialRow], *, title: str, dataset: str | None = None,
+                 references: list[Any] = ()) -> Path:  # type: ignore[assignment]
+    """Accuracy against MACs of every trained trial (bubble area = parameters), the Pareto front drawn.
+
+    The bubbles are ``blockbuilder compare``'s chart; ``references`` (``compare`` rows, e.g. zoo
+    networks with a reported accuracy) are drawn beside the trials.
+    """
+    from blockbuilder.report import compare
+
+    front = pareto_front(rows)
+    on_front = {row.number for row in front}
+    chart_rows = [compare.Row(f"#{row.number}" + ("*" if row.number in on_front else ""), row.params or 0,
+                              row.macs or 0, row.depth, 100.0 * (row.val_accuracy or 0.0),
+                              f"{dataset} validation" if dataset else "validation", row.run_dir)
+                  for row in rows if row.trained]
+    if not chart_rows:
+        raise UsageError("no trial has finished training yet: nothing to draw")
+    plotted = [*chart_rows, *(r for r in references if r.accuracy is not None)]
+    figure = compare._figure(plotted, [r.name for r in references if r.accuracy is None])
+    axes = figure.axes[0]
+    xs = [(row.macs or 0) / 1e9 for row in front]
+    ys = [100.0 * (row.val_accuracy or 0.0) for row in front]
+    axes.step(xs, ys, where="post", color="#222222", linewidth=1.4, zorder=6, label="Pareto front")
+    axes.scatter(xs, ys, s=60, facecolors="none", edgecolors="#222222", linewidths=1.6, zorder=6)
+    axes.set_title(f"{title}: accuracy vs operations; line and * = Pareto front, bubble area ∝ parameters",
+                   fontsize=10, loc="left")
+    _count_axis(axes)
+    axes.set_ylabel("validation accuracy [%]")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, facecolor="white", format=path.suffix.lstrip(".") or "png")
+    return path
+
+
+def _count_axis(axes: Any) -> None:
+    """MACs written as counts (``6 K``, ``20 K``) on both major and minor ticks: a family spans little."""
+    from matplotlib.ticker import FuncFormatter
+
+    formatter = FuncFormatter(lambda value, _: human(value * 1e9, compact=True) if value > 0 else "")
+    axes.xaxis.set_major_formatter(formatter)
+    axes.xaxis.set_minor_formatter(formatter)
+    axes.tick_params(axis="x", which="minor", labelsize=7)
+    axes.set_xlabel("multiply-accumulates per image (log scale)")
+
+
+def write_reports(output: Path, study: Any, record: dict[str, Any], *, references: list[Any] = (),  # type: ignore[assignment]
+                  chart: bool = True) -> list[TrialRow]:
+    """Write ``trials.csv``, and once a trial has trained ``best.yaml`` and (``chart``) ``pareto.png``."""
+    rows = trial_rows(study)
+    write_trials_csv(output / "trials.csv", rows)
+    best = best_row(rows)
+    if best is not None:
+        write_best_yaml(output / "best.yaml", record["architecture"], list(record.get("overrides", [])), best,
+                        output)
+        if chart:
+            write_pareto(output / "pareto.png", rows, title=str(record.get("study", "search")),
+                         dataset=record.get("dataset"), references=list(references))
+    return rows
+
+
+def table(rows: list[TrialRow], trials: int | None = None) -> Any:
+    """A rich table of the trials: values, parameters, MACs, accuracy, time, state."""
+    from rich.table import Table
+
+    paths = searched_paths(rows)
+    front = {row.number for row in pareto_front(rows)}
+    best = best_row(rows)
+    out = Table(title=f"{len(rows)} trials" + (f" (target {trials} finished)" if trials else ""),
+                title_justify="left")
+    right = ("#", *(_short(p, paths) for p in paths), "params", "MACs", "val_accuracy", "time")
+    for column in ("#", "state", *(_short(p, paths) for p in paths), "params", "MACs", "val_accuracy", "time",
+                   "note"):
+        out.add_column(column, justify="right" if column in right else "left")
+    for row in rows:
+        note = row.reason or ("best" if best is not None and row.number == best.number else
+                              "Pareto front" if row.number in front else "")
+        if best is not None and row.number == best.number and row.number in front:
+            note = "best, Pareto front"
+        out.add_row(str(row.number), row.state, *(_shown(row.values.get(p)) for p in paths),
+                    f"{row.params:,}" if row.params is not None else "—",
+                    human(row.macs) if row.macs is not None else "—",
+                    f"{row.val_accuracy:.4f}" if row.val_accuracy is not None else "—",
+                    f"{row.seconds:.1f} s" if isinstance(row.seconds, (int, float)) else "—", note)
+    return out
+
+
+def _short(path: str, paths: list[str]) -> str:
+    """The last part of a path (``learning_rate``) when no other searched path ends the same."""
+    last = path.rpartition(".")[2]
+    return last if sum(p.rpartition(".")[2] == last for p in paths) == 1 else path
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- live progress
+
+
+class Progress:
+    """Shows a search as it goes: trial k of N and the best so far; writes the reports after each trial.
+
+    Args:
+        live: A rich progress bar (``True``), plain lines (``False``), or by whether stdout is a terminal.
+    """
+
+    def __init__(self, record: dict[str, Any], live: bool | None = None) -> None:
+        from rich.console import Console
+
+        self.record = record
+        self.live = sys.stdout.isatty() if live is None else live
+        self.console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+        self.bar: Any = None
+        self.task: Any = None
+
+    def started(self, search: Any) -> None:
+        from blockbuilder.search.study import tally
+
+        counts = tally(search.study.get_trials(deepcopy=False))
+        already = f", {counts.finished} finished already" if counts.finished else ""
+        self.console.print(
+            f"search {search.name}: {search.options.trials} trials of {search.epochs} epoch"
+            f"{'s' if search.epochs != 1 else ''}, {search.space.sampler} sampler, storage "
+            f"{self.record.get('storage')}{already}")
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bar
+
+            self.bar = Bar(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                           TextColumn("{task.fields[best]}"), console=self.console, transient=False)
+            self.bar.start()
+            self.task = self.bar.add_task("trials", total=search.options.trials, completed=counts.finished,
+                                          best=self._best_text(search))
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+    def trial(self, search: Any, number: int, values: dict[str, Any], state: str | None) -> None:
+        from blockbuilder.search.study import tally
+
+        shown = "  ".join(f"{path}={_shown(value)}" for path, value in values.items())
+        if state is None:
+            self.console.print(f"trial {number}: training {shown}")
+            return
+        rows = write_reports(search.output, search.study, self.record, chart=False)  # the chart at the end
+        row = next(r for r in rows if r.number == number)
+        counts = tally(search.study.get_trials(deepcopy=False))
+        accuracy = f"val_accuracy {row.val_accuracy:.4f}" if row.val_accuracy is not None else "no accuracy"
+        reason = f" ({row.reason})" if row.reason else ""
+        seconds = f" in {row.seconds:.1f} s" if isinstance(row.seconds, (int, float)) else ""
+        self.console.print(f"trial {number} {state}{reason}: {accuracy}, {row.params:,} params, "
+                           f"{human(row.macs or 0)} MACs{seconds} [{counts.finished} of {search.options.trials}; "
+                           f"{self._best_text(search, rows)}]")
+        if self.bar is not None:
+            self.bar.update(self.task, completed=min(counts.finished, search.options.trials),
+                            best=self._best_text(search, rows))
+
+    def skipped(self, search: Any, number: int, reason: str) -> None:
+        self.console.print(f"trial {number} pruned before training: {reason}")
+        write_trials_csv(search.output / "trials.csv", trial_rows(search.study))
+
+    def finished(self, search: Any, counts: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+        rows = write_reports(search.output, search.study, self.record)
+        self.console.print(table(rows, search.options.trials))
+        pruned = "" if not counts.skipped else \
+            f"; {counts.skipped} pruned before training ({_reasons(rows)})"
+        self.console.print(f"{counts.finished} trials finished ({counts.complete} complete"
+                           f"{', ' + str(counts.failed) + ' failed' if counts.failed else ''}){pruned}")
+        best = best_row(rows)
+        written = ", ".join(str(search.output / name) for name in ("trials.csv", "best.yaml", "pareto.png")
+                            if (search.output / name).exists())
+        if best is not None:
+            self.console.print(f"best: trial {best.number}, val_accuracy {best.val_accuracy:.4f}, "
+                               f"{best.params:,} params, {human(best.macs or 0)} MACs "
+                               f"(blockbuilder train {search.output / 'best.yaml'})")
+        self.console.print(f"wrote {written}")
+
+    @staticmethod
+    def _best_text(search: Any, rows: list[TrialRow] | None = None) -> str:
+        best = best_row(rows if rows is not None else trial_rows(search.study))
+        if best is None:
+            return "best: none yet"
+        return f"best {best.val_accuracy:.4f} (trial {best.number})"
+
+
+def _reasons(rows: list[TrialRow]) -> str:
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row.state == "pruned" and row.run_dir == "" and row.reason:
+            kind = row.reason.partition(":")[0]
+            counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{count} {kind}" for kind, count in counts.items())
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
