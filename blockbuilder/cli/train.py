@@ -12,7 +12,7 @@ import argparse
 import shlex
 import sys
 
-from blockbuilder.cli import positive_int
+from blockbuilder.cli import positive_int, weights
 from blockbuilder.training.choices import DEVICES, PRECISIONS
 
 HELP = "train a model (default: the embedded digits data set, offline)"
@@ -47,6 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="continue the run in --output (default: the latest run of this architecture)")
     parser.add_argument("--precision", choices=PRECISIONS, help="override train.precision")
     parser.add_argument("--export", metavar="FORMAT", help="export the best model at the end (e.g. savedmodel)")
+    weights.add_argument(parser)
     parser.add_argument("--coordinator", type=_host_port, metavar="HOST:PORT",
                         help="JAX multi-process: the coordinator's address")
     parser.add_argument("--num-processes", type=int, metavar="N", help="JAX multi-process: number of processes")
@@ -70,22 +71,31 @@ def _resume_command(args: argparse.Namespace, run_dir: object) -> str:
     return shlex.join([*words, "--output", str(run_dir), "--resume"])
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train ``args.architecture``; return 0, 1 when the loss became NaN, 130 when interrupted."""
+def check(args: argparse.Namespace) -> None:
+    """Plan the run before TensorFlow is imported: the data set's path, the run directory, ``--resume``."""
     import blockbuilder
-    from blockbuilder.training.api import TrainOptions, plan, run_plan
+    from blockbuilder.training.api import TrainOptions, plan
 
     architecture = args.architecture
     flags = flag_overrides(args)
     if flags:
         architecture = blockbuilder.load(args.arch, [*args.overrides, *flags])
-    options = TrainOptions(
+    args.train_options = TrainOptions(
         output=args.output, device=args.device, resume=args.resume, export=args.export,
         coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,
     )
-    decided = plan(architecture, options)
+    args.plan = plan(architecture, args.train_options)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train as planned by :func:`check`; return 0, 1 when the loss became NaN, 130 when interrupted."""
+    from blockbuilder.training.api import run_plan
+
+    if not hasattr(args, "plan"):
+        check(args)
+    decided = args.plan
     try:
-        run = run_plan(decided, options)
+        run = run_plan(decided, args.train_options)
     except KeyboardInterrupt:
         sys.stdout.flush()
         sys.stderr.write(f"\ninterrupted; the completed epochs are saved in {decided.run_dir}. "

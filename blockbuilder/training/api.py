@@ -165,6 +165,10 @@ def plan(architecture: Any, options: TrainOptions) -> Plan:
     """
     spec: TrainSpec = architecture.train
     spec = spec.model_copy(update={"dataset": resolve_dataset(architecture, spec)})
+    if spec.dataset.startswith("folder:"):
+        from blockbuilder.training.data import check_folder
+
+        check_folder(spec.dataset.partition(":")[2])
     run_dir = choose_run_dir(architecture.name, options.output, options.resume, options.runs_root)
     notices: list[str] = []
     checkpoint = None
@@ -179,6 +183,14 @@ def plan(architecture: Any, options: TrainOptions) -> Plan:
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is None:
             notices.append(f"--resume: {run_dir} has no completed epoch; starting from the first")
+        else:  # read now: a damaged checkpoint is reported before TensorFlow starts
+            checkpoint.variables()
+            if checkpoint.state.best_epoch:
+                checkpoint.variables(best=True)
+    if checkpoint is None:  # weights: are loaded (a resumed run restores its own); can they be?
+        from blockbuilder.transfer.weights import check_source
+
+        check_source(architecture)
     return Plan(architecture, spec, run_dir, checkpoint, notices)
 
 

@@ -179,15 +179,22 @@ def _last_index(base: Path, name: str) -> int:
 
 
 class Checkpoint:
-    """One committed epoch directory: its state and its variables (read on demand)."""
+    """One committed epoch directory: its state and its variables (read once, on first use)."""
 
     def __init__(self, directory: Path, state: RunState) -> None:
         self.directory = directory
         self.state = state
+        self._read: dict[bool, dict[str, list[np.ndarray]]] = {}
 
     def variables(self, best: bool = False) -> dict[str, list[np.ndarray]]:
-        """``{"model": [...], "optimizer": [...]}``: every variable's value, in the model's order."""
-        return read_variables(self.directory / (BEST_FILE if best else VARIABLES_FILE))
+        """``{"model": [...], "optimizer": [...]}``: every variable's value, in the model's order.
+
+        Raises:
+            TrainError: the file is missing, truncated or not a checkpoint, naming it.
+        """
+        if best not in self._read:
+            self._read[best] = read_variables(self.directory / (BEST_FILE if best else VARIABLES_FILE))
+        return self._read[best]
 
 
 def read_variables(path: Path) -> dict[str, list[np.ndarray]]:
@@ -197,7 +204,7 @@ def read_variables(path: Path) -> dict[str, list[np.ndarray]]:
         TrainError: the file is missing, truncated or not a checkpoint, naming it.
     """
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise TrainError(f"cannot resume: {path} is missing") from None
@@ -286,6 +293,7 @@ def _staging(folder: Path, name: str) -> Iterator[Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder))
+        staging.chmod(0o755)  # mkdtemp's 0700 would stay on the committed directory
     except OSError as error:
         raise TrainError(f"cannot write {folder / name}: {error.strerror or error}") from None
     try:
