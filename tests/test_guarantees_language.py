@@ -195,3 +195,14 @@ def test_user_block_parameters_are_strict_too(write):
     text = HEAD + "blocks:\n  unit:\n    params: {filters: int}\n    body: [conv: $filters]\nnetwork:\n"
     assert "expected int for parameter 'filters', got '16'" in error_of(write, text + '  - unit: {filters: "16"}\n')
     assert "expected int for parameter 'filters', got True" in error_of(write, text + "  - unit: {filters: true}\n")
+
+
+def test_the_limit_flag_raises_a_budget_on_purpose(cli, write):
+    path = write("input: [100, 100, 3]\nnetwork:\n  - flatten\n" + "  - dense: 30000\n" * 6)
+    code, out, err = cli("validate", path)
+    assert code == 1 and "over the budget of 2,000,000,000 (raise it on purpose with --limit params=N)" in err
+    code, out, err = cli("validate", path, "--limit", "params=6e9")
+    assert (code, err) == (0, "")
+    assert "5,400,180,000 params" in out
+    code, out, err = cli("validate", path, "--limit", "parms=6e9")
+    assert code == 2 and "unknown budget 'parms' (did you mean 'params'?)" in err

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from blockbuilder.cli import arguments, positive_int
+from blockbuilder.cli import arguments, positive_int, weights
 from blockbuilder.cli.console import console, import_keras_quietly
 from blockbuilder.errors import BlockbuilderError, SpecError, UsageError
 
@@ -35,6 +35,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     params, macs = estimate(arch)
     _out(f"{arch.name}: ok (input {list(arch.input_shape)} -> output {list(arch.output_shape)}, "
          f"depth {arch.depth}, {params:,} params, {human(macs)} MACs)")
+    if "search" in arch.document:
+        from blockbuilder.search import describe_space
+
+        _out(describe_space(arch, args.overrides))
     return EXIT_OK
 
 
@@ -45,13 +49,18 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     import blockbuilder
+    from blockbuilder.cli import weights
     from blockbuilder.report.summary import render
 
-    summary = blockbuilder.summarize(args.architecture)
+    model, report = weights.build(args.architecture, show=False)
+    summary = blockbuilder.summarize(args.architecture, model)
     if args.json:
-        _out(json.dumps(summary.to_dict(), indent=None if args.compact else 2))
+        loaded = {"weights": report.to_dict()} if report is not None else {}
+        _out(json.dumps({**summary.to_dict(), **loaded}, indent=None if args.compact else 2))
         return EXIT_OK
     console().print(render(summary, args.depth))
+    if report is not None:
+        console().print(report.render())
     return EXIT_OK
 
 
@@ -59,13 +68,13 @@ def check_build(args: argparse.Namespace) -> None:
     args.output = args.output or f"{args.architecture.name}.keras"
     arguments.suffix(args.output, (".keras",), ignore_case=False)  # Keras itself insists on ".keras"
     arguments.writable(args.output)
+    weights.check(args)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    import blockbuilder
     from blockbuilder.files import atomic_path
 
-    model = blockbuilder.build(args.architecture)
+    model, _ = weights.build(args.architecture)
     output = args.output
     with atomic_path(output) as temporary:
         model.save(temporary)
@@ -98,6 +107,9 @@ def _add_arch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("arch", help="an architecture file, or the name of one in the zoo (e.g. resnet50)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                         help="override a value, e.g. --set classes=100 --set train.epochs=5 (repeatable)")
+    parser.add_argument("--limit", dest="limits", action="append", default=[], metavar="BUDGET=N",
+                        help="raise (or lower) a model budget on purpose, e.g. --limit params=5e9 "
+                             "(budgets: params, activation_bytes, blocks; README, *Budgets*)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,20 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
             needs_keras=False)
     command("resolve", "print the resolved document (extends merged, --set applied)", cmd_resolve,
             needs_keras=False)
-    summary = command("summary", "print depth, parameters, MACs and the block hierarchy", cmd_summary)
+    summary = command("summary", "print depth, parameters, MACs and the block hierarchy", cmd_summary,
+                      check=weights.check)
+    weights.add_argument(summary)
     summary.add_argument("--json", action="store_true", help="print one JSON object (schema in README)")
     summary.add_argument("--compact", action="store_true", help="with --json: on one line")
     summary.add_argument("--depth", type=positive_int, default=None, metavar="N",
                          help="fold the block tree below level N")
     build = command("build", "build the Keras model and save it as a .keras file", cmd_build, check=check_build)
     build.add_argument("-o", "--output", metavar="FILE.keras", help="where to save (default NAME.keras)")
+    weights.add_argument(build)
     zoo = command("zoo", "list the architecture zoo with params, MACs, depth and reported accuracy",
                   cmd_zoo, takes_arch=False, needs_keras=False)
     zoo.add_argument("--json", action="store_true", help="print JSON")
     command("schema", "print a JSON Schema of the language (for editors)", cmd_schema, takes_arch=False,
             needs_keras=False)
     for module in _plugin_commands():
-        name = module.__name__.rpartition(".")[2]
+        name = module.__name__.rpartition(".")[2].replace("_", "-")  # search_report -> search-report
         cmd = command(name, module.HELP, module.run, takes_arch=getattr(module, "TAKES_ARCH", True),
                       check=getattr(module, "check", None), needs_keras=getattr(module, "NEEDS_KERAS", True))
         module.configure(cmd)
@@ -173,7 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.takes_arch:
             import blockbuilder
 
-            args.architecture = blockbuilder.load(args.arch, args.overrides)
+            args.overrides = [*args.overrides, *weights.overrides(args)]  # --weights wins over the file
+            limits = blockbuilder.Limits().with_overrides(args.limits)
+            args.architecture = blockbuilder.load(args.arch, args.overrides, limits=limits)
         if args.check is not None:
             args.check(args)
         needs_keras = args.needs_keras(args) if callable(args.needs_keras) else args.needs_keras
