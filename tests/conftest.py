@@ -49,3 +49,16 @@ def run_process(*args: str, env: dict[str, str] | None = None, timeout: float = 
     command = [sys.executable, *args] if args and args[0] == "-c" else [sys.executable, "-m", "blockbuilder", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+@pytest.fixture(scope="session")
+def lenet5_run(tmp_path_factory) -> Path:
+    """A lenet5 run trained one epoch on the embedded digits through the CLI, made once per session.
+
+    Read-only for the tests that use it (features, explore): none may write into it.
+    """
+    from blockbuilder.cli.main import main
+
+    run = tmp_path_factory.mktemp("lenet5_run") / "lenet5"
+    assert main(["train", "lenet5", "--epochs", "1", "--output", str(run)]) == 0
+    return run

@@ -25,14 +25,11 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(lenet5_run):
     """The explorer for a lenet5 run trained one epoch through the CLI, on a free loopback port."""
-    from blockbuilder.cli.main import main
     from blockbuilder.serving.explore import make_server
 
-    run = tmp_path_factory.mktemp("explore") / "lenet5"
-    assert main(["train", "lenet5", "--epochs", "1", "--output", str(run)]) == 0
-    httpd = make_server(run, port=0)
+    httpd = make_server(lenet5_run, port=0)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -138,9 +135,9 @@ class StandIn:
 
 @pytest.fixture(scope="module")
 def raw_server():
-    """A server on a free loopback port, with a stand-in model and a 2 s read timeout."""
+    """A server on a free loopback port, with a stand-in model and a 1 s read timeout."""
     httpd = ExploreServer("127.0.0.1", 0)
-    httpd.RequestHandlerClass = handler_for(StandIn(), read_timeout=2.0)
+    httpd.RequestHandlerClass = handler_for(StandIn(), read_timeout=1.0)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd
@@ -229,7 +226,7 @@ def test_a_body_shorter_than_announced_is_400(raw_server) -> None:
 def test_a_stalled_client_is_dropped_after_the_read_timeout(raw_server) -> None:
     with socket.create_connection(("127.0.0.1", raw_server.server_address[1]), timeout=10) as sock:
         sock.sendall(b"POST /predict HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123")
-        assert sock.recv(1024) == b""  # closed after 2 s, without waiting for the other 96 bytes
+        assert sock.recv(1024) == b""  # closed after 1 s, without waiting for the other 96 bytes
     assert raw_server.errors == []
 
 

@@ -7,13 +7,9 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A lenet5 run trained for one epoch on the embedded digits, through the CLI."""
-    from blockbuilder.cli.main import main
-
-    run = tmp_path_factory.mktemp("features") / "lenet5"
-    assert main(["train", "lenet5", "--epochs", "1", "--output", str(run)]) == 0
-    return run
+def run_dir(lenet5_run):
+    """A lenet5 run trained for one epoch on the embedded digits, through the CLI (shared, read-only)."""
+    return lenet5_run
 
 
 @pytest.fixture
