@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import csv
-import fcntl
 import json
 import os
-import pty
-import re
-import select
-import struct
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 
@@ -133,51 +127,6 @@ def test_help_lists_the_training_flags():
     for flag in ("--epochs", "--batch-size", "--output", "--device", "--seed", "--resume",
                  "--precision", "--export", "--coordinator", "--num-processes", "--process-id"):
         assert flag in out
-
-
-def run_in_terminal(command: list[str], timeout: float = 180) -> tuple[int, str]:
-    """Run ``command`` with a pseudo-terminal (200 columns) as stdout; return its code and output."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
-    process = subprocess.Popen(command, env=ENV, stdin=subprocess.DEVNULL, stdout=follower,
-                               stderr=subprocess.DEVNULL, close_fds=True)
-    os.close(follower)
-    chunks, deadline = [], time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if select.select([leader], [], [], 1.0)[0]:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:  # EIO: the process closed the terminal
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            elif process.poll() is not None:
-                break
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        os.close(leader)
-    return process.returncode, b"".join(chunks).decode("utf-8", errors="replace")
-
-
-def test_live_display_on_a_terminal_shows_epoch_step_speed_eta_and_metrics(tmp_path):
-    command = [sys.executable, "-m", "blockbuilder", "train", "lenet5", "--epochs", "2",
-               "--output", str(tmp_path), "--set", "train.augmentation=[]"]
-    code, output = run_in_terminal(command)
-    assert code == 0, output[-3000:]
-    assert "\x1b[" in output  # a live display redraws itself with terminal escapes
-    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)
-    assert "epoch 1/2" in screen and "epoch 2/2" in screen
-    assert "step 40/40" in screen  # 1293 training images // batch 32
-    assert re.search(r"step [1-9]\d?/40 ", screen), "no step shown before the epoch ended"
-    assert re.search(r"\d[\d,]* img/s", screen)
-    assert re.search(r"\b\d:\d\d:\d\d\b", screen), "no time left (ETA) shown"
-    assert re.search(r"loss \d\.\d{4}  accuracy \d\.\d{4}", screen)
-    assert not re.search(r"^epoch 1/2  loss", screen, re.M)  # not the plain lines of a pipe
-    assert "test metrics (360 images)" in screen
 
 
 def test_export_at_the_end_of_training_also_after_resume(tmp_path):
