@@ -59,6 +59,7 @@ def commands(f: dict[str, Path]) -> dict[str, list[str]]:
         "summary empty.yaml": cli("summary", f["empty"]),
         "build lenet5 -o x.h5": cli("build", "lenet5", "-o", f["missing"] / "x.h5"),
         "train empty.yaml": cli("train", f["empty"]),
+        "train lenet5 --export tfjs": cli("train", "lenet5", "--export", "tfjs", "-o", f["missing"] / "run"),
         "export RUN -o EXISTING": cli("export", f["run"], "-o", f["taken"]),
         "export RUN(latin-1 resolved.yaml)": cli("export", f["run"], "-o", f["missing"] / "out"),
         "export RUN -o /proc/x": cli("export", f["run"], "-o", "/proc/x"),

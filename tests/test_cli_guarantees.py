@@ -135,6 +135,8 @@ def cases(f: dict[str, Path]) -> dict[str, tuple[list[str], int, str]]:
         "train-empty": (["train", f["empty"]], 1, f"{f['empty']}:1:1: missing required key 'input'"),
         "train-missing": (["train", missing / "a.yaml"], 2, "blockbuilder train: error: no file or zoo "
                           f"architecture called '{missing / 'a.yaml'}'; 'blockbuilder zoo' lists the zoo"),
+        "train-export-format": (["train", "lenet5", "--export", "tfjs"], 1, "blockbuilder train: error: unknown "
+                                "export format 'tfjs' (choose from savedmodel, keras, onnx, litert)"),
         "export-missing": (["export", missing, "-o", root / "out"], 1,
                            f"blockbuilder export: error: {missing}: no such file or directory"),
         "export-not-zip": (["export", f["not_zip"], "-o", root / "out"], 1, "blockbuilder export: error: "

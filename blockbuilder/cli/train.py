@@ -74,7 +74,11 @@ def _resume_command(args: argparse.Namespace, run_dir: object) -> str:
 def check(args: argparse.Namespace) -> None:
     """Plan the run before TensorFlow is imported: the data set's path, the run directory, ``--resume``."""
     import blockbuilder
+    from blockbuilder.serving.export import check_format
     from blockbuilder.training.api import TrainOptions, plan
+
+    if args.export is not None:  # an unknown format or a missing extra, now and not after training
+        check_format(args.export)
 
     architecture = args.architecture
     flags = flag_overrides(args)

@@ -152,12 +152,21 @@ def check_export(fmt: str, out_path: str | os.PathLike[str], *, force: bool = Fa
     Raises:
         ExportError: an unknown format, a missing extra, or an existing target without ``force``.
     """
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
-    _require_extra(fmt, EXPORT_EXTRAS.get(fmt, ()) + (RUNTIME_EXTRAS.get(fmt, ()) if verify else ()))
+    check_format(fmt, verify=verify)
     target = _target_path(Path(out_path), fmt)
     _refuse_existing(target, force)
     return target
+
+
+def check_format(fmt: str, *, verify: bool = False) -> None:
+    """Check that ``fmt`` is an export format whose extras are installed (``train --export`` too).
+
+    Raises:
+        ExportError: an unknown format, or a missing extra (named, with the command that installs it).
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
+    _require_extra(fmt, EXPORT_EXTRAS.get(fmt, ()) + (RUNTIME_EXTRAS.get(fmt, ()) if verify else ()))
 
 
 # --------------------------------------------------------------------------- loading the source
