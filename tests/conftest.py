@@ -62,3 +62,12 @@ def lenet5_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("lenet5_run") / "lenet5"
     assert main(["train", "lenet5", "--epochs", "1", "--output", str(run)]) == 0
     return run
+
+
+@pytest.fixture(autouse=True)
+def _float32_between_tests():
+    """A test that trains in mixed precision must not leave the next test's models in bfloat16."""
+    yield
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        keras.mixed_precision.set_global_policy("float32")
