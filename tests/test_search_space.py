@@ -219,7 +219,7 @@ def same(a, b) -> bool:
 
 
 @given(VALUES)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_an_override_reads_back_as_the_value_it_was_written_from(value):
     text = value_text(value)
     assert same(plain(load_text(text)), value), (value, text)
@@ -280,7 +280,7 @@ JUNK = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4)
 
 
 @given(st.dictionaries(KEYS, JUNK, max_size=5))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_any_section_parses_or_fails_with_a_located_spec_error(search):
     document = {"input": [8, 8, 1], "variables": {"v0": 1}, "network": ["flatten"], "search": search}
     text = yaml.safe_dump(document, sort_keys=False)

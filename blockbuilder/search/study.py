@@ -177,8 +177,11 @@ def _rdb_storage(url: str, scheme: str, attempts: int = 5) -> Any:
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=_engine_arguments(scheme))
-        except sqlalchemy.exc.IntegrityError:
-            if attempt == attempts - 1:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError,
+                sqlalchemy.exc.ProgrammingError) as exc:
+            text = str(exc).lower()
+            racing = any(words in text for words in ("already exists", "unique", "duplicate"))
+            if not racing or attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))  # the other worker created them: open what it made
     raise AssertionError("unreachable")
