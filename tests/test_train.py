@@ -60,6 +60,22 @@ def test_run_directory_holds_every_output(default_run):
     assert not [p for p in run_dir.rglob(".*") if p.is_file()], "temporary files left behind"
 
 
+def test_per_class_results_confusion_matrix_and_misclassified_images(default_run, cli):
+    _, run_dir, _ = default_run
+    test = metrics_of(run_dir)["test"]
+    assert [row["class"] for row in test["per_class"]] == [str(d) for d in range(10)]
+    assert sum(row["support"] for row in test["per_class"]) == 360
+    assert set(test["per_class"][0]) == {"class", "precision", "recall", "f1", "support"}
+    assert test["accuracy"] <= test["top5_accuracy"] <= 1.0  # 10 classes: top-5 is reported
+    rows = (run_dir / "confusion_matrix.csv").read_text().splitlines()
+    assert len(rows) == 11 and sum(int(rows[d + 1].split(",")[d + 1]) for d in range(10)) == round(
+        test["accuracy"] * 360)
+    for picture in ("confusion_matrix.png", "misclassified.png"):
+        assert (run_dir / picture).read_bytes()[:4] == b"\x89PNG"
+    code, out, _ = cli("report", run_dir)
+    assert code == 0 and "per class (test)" in out and "most confused:" in out
+
+
 def test_plain_progress_lines_and_final_table_when_not_a_terminal(default_run):
     result, run_dir, _ = default_run
     lines = result.stdout.splitlines()
@@ -102,6 +118,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_model(tmp_path):
     metrics = metrics_of(tmp_path)
     assert metrics["stopped"] == "nan" and metrics["epochs_completed"] == 1
     assert metrics["test"]["accuracy"] > 0.5  # the epoch-1 model, not the NaN one
+    json.loads((tmp_path / "metrics.json").read_text(), parse_constant=lambda token: 1 / 0)  # strict JSON
     assert (tmp_path / "model.keras").is_file()
 
 

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import yaml  # type: ignore[import-untyped]
 
 from blockbuilder.errors import SpecError
-from blockbuilder.training.rundir import Checkpoint, choose_run_dir, latest_checkpoint, remove_partial
+from blockbuilder.training.rundir import Checkpoint, choose_run_dir, latest_checkpoint, make_run_dir, remove_partial
 from blockbuilder.training.spec import TrainError, TrainSpec
 
 __all__ = ["EpochHook", "Plan", "Run", "TrainOptions", "plan", "run_plan", "train"]
@@ -191,6 +191,7 @@ def plan(architecture: Any, options: TrainOptions) -> Plan:
         from blockbuilder.transfer.weights import check_source
 
         check_source(architecture)
+    make_run_dir(run_dir)
     return Plan(architecture, spec, run_dir, checkpoint, notices)
 
 

@@ -22,6 +22,7 @@ from blockbuilder.training.api import Plan, Run, TrainOptions
 from blockbuilder.training.batchnorm import chance_warning, needs_recalibration, recalibrate
 from blockbuilder.training.data import Splits
 from blockbuilder.training.devices import Placement, place, quiet_saving, resolve_precision, set_determinism
+from blockbuilder.training.evaluation import collect, per_class, write_outputs
 from blockbuilder.training.outputs import plot_curves, write_tensorboard
 from blockbuilder.training.phases import Phases
 from blockbuilder.training.progress import Reporter
@@ -277,12 +278,18 @@ class Trainer:
         if self.best is not None:
             assign_values(self.model.variables, self.best, "model")
 
-    def _test(self) -> dict[str, float]:
+    def _test(self) -> dict[str, Any]:
         self._restore_best()
         results = self.model.evaluate(self._eval_data("test"), verbose=0, return_dict=True)
-        return {key: float(value) for key, value in results.items()}
+        test: dict[str, Any] = {key: float(value) for key, value in results.items()}
+        if self.placement.process_count == 1:  # each process holds only its shard of the test set
+            predictions = collect(self.model, self._eval_data("test"))
+            test.update(per_class(predictions, self.splits.class_names))
+            if self.leader:
+                write_outputs(self.run_dir, predictions, self.splits.class_names)
+        return test
 
-    def _finish(self, reason: str, test: dict[str, float]) -> dict[str, Any]:
+    def _finish(self, reason: str, test: dict[str, Any]) -> dict[str, Any]:
         state = self.state
         metrics = {
             "test": test,
@@ -337,18 +344,9 @@ class Trainer:
         return Run(self.run_dir, self.model, metrics, list(self.state.history))
 
 
-def _make_run_dir(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise TrainError(f"cannot create run directory {path}: {error.strerror}") from None
-
-
 def run_training(decided: Plan, options: TrainOptions) -> Run:
     """Train as ``decided``: place the devices, build, fit epoch by epoch, test, write every output."""
     placement = place(options.device, options.coordinator, options.num_processes, options.process_id)
-    if placement.leader:
-        _make_run_dir(decided.run_dir)
     policy = keras.mixed_precision.global_policy()
     try:
         trainer = Trainer(decided, options, placement)

@@ -40,7 +40,7 @@ from blockbuilder.files import atomic_path
 from blockbuilder.training.spec import TrainError
 
 __all__ = [
-    "CHECKPOINT_DIR", "Checkpoint", "RunState", "choose_run_dir", "commit_epoch", "latest_checkpoint",
+    "CHECKPOINT_DIR", "Checkpoint", "RunState", "choose_run_dir", "commit_epoch", "latest_checkpoint", "make_run_dir",
     "strict_json", "test_hook", "write_file", "write_history_csv", "write_text",
 ]
 
@@ -162,6 +162,18 @@ def choose_run_dir(name: str, output: Optional[str | Path], resume: bool, root: 
             raise TrainError(f"--resume: no run of {name} in {base}/ (start one without --resume)")
         return existing[-1]
     return next(path for path in numbered if not _holds_run(path))
+
+
+def make_run_dir(path: Path) -> None:
+    """Create the run directory (and its parents).
+
+    Raises:
+        TrainError: it cannot be created, naming it.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TrainError(f"cannot create run directory {path}: {error.strerror}") from None
 
 
 def _last_index(base: Path, name: str) -> int:

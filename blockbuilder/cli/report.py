@@ -1,0 +1,96 @@
+"""``blockbuilder report RUN``: a finished run's test results again (no TensorFlow).
+
+Reads the run directory's ``metrics.json``: the test metrics, per-class precision/recall/F1, the most
+confused pairs, and where the pictures are (confusion matrix, misclassified images, curves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+HELP = "print a trained run's results again: test metrics, per-class precision/recall/F1, confusions"
+TAKES_ARCH = False
+NEEDS_KERAS = False
+PICTURES = ("confusion_matrix.png", "misclassified.png", "curves.png")
+
+EXAMPLES = """\
+examples:
+  blockbuilder report runs/lenet5
+  blockbuilder report runs/lenet5 --json | jq '.test.per_class'
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the report arguments."""
+    parser.epilog = EXAMPLES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("run", metavar="RUN", help="a run directory (with metrics.json)")
+    parser.add_argument("--json", action="store_true", help="print metrics.json as it is")
+
+
+def read_metrics(run: str) -> dict[str, Any]:
+    """The ``metrics.json`` of a run directory.
+
+    Raises:
+        CommandError: it is missing (a run that has not finished) or not JSON, naming the file.
+    """
+    from blockbuilder.errors import CommandError
+
+    path = Path(run) / "metrics.json"
+    if not Path(run).is_dir():
+        raise CommandError(f"{run}: no such run directory")
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CommandError(f"{path}: missing (a run writes it when it finishes)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CommandError(f"{path}: not readable ({str(error).splitlines()[0]})") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("test"), dict):
+        raise CommandError(f"{path}: not the metrics of a blockbuilder run (no 'test' results)")
+    return metrics
+
+
+def check(args: argparse.Namespace) -> None:
+    """Read the run before anything is printed."""
+    args.metrics = read_metrics(args.run)
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "-" if value is None else str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the report."""
+    from rich.table import Table
+
+    from blockbuilder.cli.console import console
+
+    metrics = args.metrics if hasattr(args, "metrics") else read_metrics(args.run)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+        return 0
+    out = console()
+    test = metrics["test"]
+    examples = metrics.get("examples", {}).get("test", "?")
+    out.print(f"{args.run}: {metrics.get('epochs_completed', '?')} epochs ({metrics.get('stopped', '?')}), "
+              f"best epoch {metrics.get('best_epoch', '?')}, {metrics.get('dataset', '?')}")
+    out.print(f"test ({examples} images): " + "  ".join(
+        f"{key} {_number(value)}" for key, value in test.items() if not isinstance(value, (list, dict))))
+    rows = test.get("per_class") or []
+    if rows:
+        table = Table(title="per class (test)")
+        for column in ("class", "precision", "recall", "f1", "support"):
+            table.add_column(column, justify="left" if column == "class" else "right")
+        for row in rows:
+            table.add_row(*(_number(row.get(key)) for key in ("class", "precision", "recall", "f1", "support")))
+        out.print(table)
+    confused = test.get("most_confused") or []
+    if confused:
+        out.print("most confused: " + ", ".join(f"{c['true']} -> {c['predicted']} ({c['count']})" for c in confused))
+    pictures = [str(Path(args.run) / name) for name in PICTURES if (Path(args.run) / name).is_file()]
+    if pictures:
+        out.print("pictures: " + "  ".join(pictures))
+    return 0
