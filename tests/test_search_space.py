@@ -383,3 +383,25 @@ def test_the_python_snippets_of_docs_search_md_run():
         result = run_process("-c", block, cwd=REPO)
         assert result.returncode == 0, result.stderr
         assert "family (all 36 architectures)" in result.stdout
+
+
+def test_two_objectives_give_a_pareto_front_with_nsga2_and_no_pruner(write, tmp_path):
+    import csv
+
+    path = family_file(write, "search:\n  space:\n    variables.filters: {choice: [4, 8, 16]}\n"
+                              "    variables.units: {choice: [16, 64]}\n  objective: [accuracy, macs]\n  seed: 1\n")
+    search = worker(path, tmp_path, 4, None)
+    assert (search.space.sampler, search.space.pruner) == ("nsga2", "none")
+    search.run()
+    complete = [t for t in search.study.get_trials() if t.state.name == "COMPLETE"]
+    assert len(complete) == 4 and all(t.values[1] == t.user_attrs["macs"] for t in complete)
+    # Optuna's front, the chart's front and the trials no other beats on both counts are the same trials
+    from blockbuilder.search.report import pareto_front, trial_rows
+
+    front = {t.number for t in search.study.best_trials}
+    with (tmp_path / "out" / "trials.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["state"] == "complete"]
+    assert front == {int(r["number"]) for r in rows if not any(
+        float(o["val_accuracy"]) >= float(r["val_accuracy"]) and int(o["macs"]) < int(r["macs"]) for o in rows)}
+    assert front == {row.number for row in pareto_front(trial_rows(search.study))}
+    assert (tmp_path / "out" / "pareto.png").is_file() and (tmp_path / "out" / "best.yaml").is_file()

@@ -273,7 +273,9 @@ class Progress:
 
         self.record = record
         self.live = sys.stdout.isatty() if live is None else live
-        self.console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+        # the stream now: while a trial trains, sys.stdout goes to its train.log
+        self.console = Console(file=sys.stdout, highlight=False, soft_wrap=True,
+                               width=None if sys.stdout.isatty() else 160)
         self.bar: Any = None
         self.task: Any = None
 
