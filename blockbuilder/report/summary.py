@@ -50,6 +50,16 @@ class Summary:
     depth: int
     blocks: list[BlockSummary]
 
+    def _repr_html_(self) -> str:
+        """The summary table, as ``blockbuilder summary`` prints it, inline in Jupyter."""
+        import io
+
+        from rich.console import Console
+
+        console = Console(record=True, width=120, file=io.StringIO())
+        console.print(render(self))
+        return console.export_html(inline_styles=True, code_format='<pre style="font-family:monospace">{code}</pre>')
+
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` object (schema in the README)."""
         return {
