@@ -56,7 +56,8 @@ def test_run_directory_holds_every_output(default_run):
     assert [int(r["epoch"]) for r in rows] == list(range(1, 21))
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "images_per_second"} <= set(rows[0])
     assert "name: lenet5" in (run_dir / "resolved.yaml").read_text()
-    assert list((run_dir / "logs" / "train").glob("events.out.tfevents.*"))
+    for split in ("train", "validation"):  # one event file per split, holding every epoch
+        assert len(list((run_dir / "logs" / split).glob("events.out.tfevents.*"))) == 1
     assert not [p for p in run_dir.rglob(".*") if p.is_file()], "temporary files left behind"
 
 
@@ -157,3 +158,4 @@ def test_export_at_the_end_of_training_also_after_resume(tmp_path):
     metadata = json.loads((run_dir / "export" / "savedmodel" / "assets" / "blockbuilder.json").read_text())
     assert metadata["class_names"] == [str(d) for d in range(10)]
     assert not list((run_dir / "export").glob(".*partial"))
+    assert [len(list((run_dir / "logs" / split).iterdir())) for split in ("train", "validation")] == [1, 1]
