@@ -83,7 +83,8 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_no_module_named_for_nothing() -> None:
-    vague = [p.name for p in PACKAGE.rglob("*.py") if p.stem.endswith("_extra") or p.stem in ("utils", "misc", "helpers")]
+    vague = [p.name for p in PACKAGE.rglob("*.py")
+             if p.stem.endswith("_extra") or p.stem in ("utils", "misc", "helpers")]
     assert vague == []
 
 

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from blockbuilder.blocks.geometry import widest
 from blockbuilder.blocks.merge import merge_layer, merge_shapes
 from blockbuilder.blocks.registry import (
-    Block, BlockSpec, Chain, Children, DepthOf, Field, Node, Shape, register_block,
+    Block,
+    BlockSpec,
+    Chain,
+    Children,
+    DepthOf,
+    Field,
+    Node,
+    Shape,
+    register_block,
 )
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from blockbuilder.blocks.activation import ActivationName, apply_activation
 from blockbuilder.blocks.batchnorm import Norm, apply_norm, norm_params, norm_spec
 from blockbuilder.blocks.geometry import (
-    Padding, PositiveInt, Size, Width, pair, padding_amounts, size_text, spatial_output, stride_text, window_field,
+    Padding,
+    PositiveInt,
+    Size,
+    Width,
+    padding_amounts,
+    pair,
+    size_text,
+    spatial_output,
+    stride_text,
+    window_field,
 )
 from blockbuilder.blocks.registry import Block, BlockSpec, Field, Node, Shape, Site, register_block
 

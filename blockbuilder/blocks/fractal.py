@@ -21,7 +21,15 @@ from pydantic import Field as Bounded
 
 from blockbuilder.blocks.merge import merge_shapes
 from blockbuilder.blocks.registry import (
-    Block, BlockSpec, Chain, Children, DepthOf, Field, Node, Shape, register_block,
+    Block,
+    BlockSpec,
+    Chain,
+    Children,
+    DepthOf,
+    Field,
+    Node,
+    Shape,
+    register_block,
 )
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from blockbuilder.blocks.geometry import widest
 from blockbuilder.blocks.merge import merge_layer, merge_shapes
 from blockbuilder.blocks.registry import (
-    Block, BlockSpec, Chain, Children, DepthOf, Field, Node, Shape, Site, register_block,
+    Block,
+    BlockSpec,
+    Chain,
+    Children,
+    DepthOf,
+    Field,
+    Node,
+    Shape,
+    Site,
+    register_block,
 )
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -8,12 +8,14 @@ stays an ordinary functional model that saves and loads as ``.keras`` on any bac
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="blockbuilder")
-class DropPathSampler(keras.layers.Layer):
+class DropPathSampler(keras.layers.Layer):  # type: ignore[misc]
     """Draws, once per batch, ``[is_global, u]``: whether this batch uses global drop-path, and a
     uniform number that picks the column (``floor(u * columns)`` in every fractal block).
 
@@ -24,31 +26,31 @@ class DropPathSampler(keras.layers.Layer):
         seed: Seed of the random draws.
     """
 
-    def __init__(self, global_ratio: float = 0.5, seed: int | None = None, **kwargs):
+    def __init__(self, global_ratio: float = 0.5, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.global_ratio = float(global_ratio)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not training:
             return ops.zeros((2,), dtype="float32")
         draw = keras.random.uniform((2,), seed=self.seed_generator)
         is_global = ops.cast(ops.less(draw[0], self.global_ratio), "float32")
         return ops.stack([is_global, draw[1]])
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return (2,)
 
-    def compute_output_spec(self, inputs, training=None):
+    def compute_output_spec(self, inputs: Any, training: bool | None = None) -> Any:
         return keras.KerasTensor((2,), dtype="float32")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "global_ratio": self.global_ratio, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="blockbuilder")
-class FractalJoin(keras.layers.Layer):
+class FractalJoin(keras.layers.Layer):  # type: ignore[misc]
     """The mean of the inputs that drop-path keeps; at inference, the mean of all inputs.
 
     Called on ``[x_1, ..., x_n, control]`` where ``control`` comes from :class:`DropPathSampler`.
@@ -64,7 +66,7 @@ class FractalJoin(keras.layers.Layer):
     """
 
     def __init__(self, columns: int, column_ids: list[int], drop_rate: float = 0.15,
-                 seed: int | None = None, **kwargs):
+                 seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.columns = int(columns)
         self.column_ids = [int(c) for c in column_ids]
@@ -72,13 +74,13 @@ class FractalJoin(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         *xs, control = inputs
         if not training:
             return self._weighted(xs, ops.ones((len(xs),), dtype="float32"))
         return self._weighted(xs, self.keep_mask(control))
 
-    def keep_mask(self, control):
+    def keep_mask(self, control: Any) -> Any:
         """A 0/1 vector over the inputs (at least one 1) for one training batch."""
         n = len(self.column_ids)
         draw = keras.random.uniform((n,), seed=self.seed_generator)
@@ -92,7 +94,7 @@ class FractalJoin(keras.layers.Layer):
         return ops.where(control[0] > 0.5, single, local)
 
     @staticmethod
-    def _weighted(xs, mask):
+    def _weighted(xs: list[Any], mask: Any) -> Any:
         dtype = xs[0].dtype
         mask = ops.cast(mask, dtype)
         total = xs[0] * mask[0]
@@ -100,9 +102,9 @@ class FractalJoin(keras.layers.Layer):
             total = total + xs[index] * mask[index]
         return total / ops.sum(mask)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape[0]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "columns": self.columns, "column_ids": self.column_ids,
                 "drop_rate": self.drop_rate, "seed": self.seed}

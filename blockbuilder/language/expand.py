@@ -196,7 +196,8 @@ class Expansion:
         inner = scope.inside()
         self.expander.enter(inner, self.site.loc, doc_path)
         children, out = self.expander.chain(raw, shape, inner, path, Namer(owner=group), doc_path, self.site)
-        wrapper = self.expander.make_node("sequence", "sequence", path, _sequence_spec(), Site("sequence", self.site.loc, doc_path),
+        site = Site("sequence", self.site.loc, doc_path)
+        wrapper = self.expander.make_node("sequence", "sequence", path, _sequence_spec(), site,
                                           shape, out, {"body": children})
         return (wrapper,), out
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blockbuilder.blocks import Node
 from blockbuilder.errors import CommandError
 from blockbuilder.text import human
-from blockbuilder.blocks import Node
 
 if TYPE_CHECKING:  # pragma: no cover
     from blockbuilder.language.architecture import Architecture
@@ -57,7 +57,7 @@ class DrawError(CommandError):
 # -- describing blocks -----------------------------------------------------------------------------
 
 
-def subtree(node: Node) -> list[Node]:
+def subtree(node: Node[Any]) -> list[Node[Any]]:
     """The node and all its descendants, depth first."""
     found = [node]
     for child in node.all_children():
@@ -65,12 +65,12 @@ def subtree(node: Node) -> list[Node]:
     return found
 
 
-def total_params(node: Node) -> int:
+def total_params(node: Node[Any]) -> int:
     """Weights of a block and everything inside it, from shapes alone."""
     return sum(n.block.params(n) for n in subtree(node))
 
 
-def total_macs(node: Node) -> int:
+def total_macs(node: Node[Any]) -> int:
     """Multiply-accumulates of a block and everything inside it, from shapes alone."""
     return sum(n.block.macs(n) for n in subtree(node))
 
@@ -86,7 +86,7 @@ def describe(node: Node[Any]) -> str:
     return node.block.describe(node)
 
 
-def title_of(node: Node) -> str:
+def title_of(node: Node[Any]) -> str:
     """The box title: the block's name, with a user-defined block's type when it differs."""
     name = node.name or node.label
     if node.label not in (node.type, name) and not name.startswith(node.label):
@@ -122,7 +122,7 @@ class Item:
 class Box(Item):
     """A block drawn as one box (a leaf, or a folded composite); ``count`` > 1 for folded repeats."""
 
-    node: Node | None = None
+    node: Node[Any] | None = None
     count: int = 1
     skip: str | None = None  # merge of a folded residual, drawn as an arc on the right
 
@@ -244,7 +244,7 @@ class Parallel(Item):
 class FractalGrid(Item):
     """A fractal block: column ``c`` applies its unit every ``2**c`` rows; a bar joins active columns."""
 
-    rows: list[list[tuple[int, Node]]] = field(default_factory=list)
+    rows: list[list[tuple[int, Node[Any]]]] = field(default_factory=list)
     columns: int = 1
 
     def __post_init__(self) -> None:
@@ -281,7 +281,7 @@ class FractalGrid(Item):
 # -- building the layout from the block tree ----------------------------------------------------------
 
 
-def layout(node: Node, depth: int | None, level: int = 0) -> Item:
+def layout(node: Node[Any], depth: int | None, level: int = 0) -> Item:
     """The item that draws ``node`` opened up to ``depth`` levels (``None``: all the way down)."""
     opened = bool(node.children) and (depth is None or level < depth)
     if not opened:
@@ -290,12 +290,12 @@ def layout(node: Node, depth: int | None, level: int = 0) -> Item:
     return builder(node, depth, level)
 
 
-def _leaf(node: Node, count: int = 1) -> Box:
+def _leaf(node: Node[Any], count: int = 1) -> Box:
     skip = node.spec.merge if node.block.colour == "residual" else None
     return Box(node=node, count=count, skip=skip)
 
 
-def _children_stack(nodes: list[Node], depth: int | None, level: int, fold: bool = False) -> Stack:
+def _children_stack(nodes: Sequence[Node[Any]], depth: int | None, level: int, fold: bool = False) -> Stack:
     items: list[Item] = []
     for node, count in (_fold_runs(nodes) if fold else [(n, 1) for n in nodes]):
         item = layout(node, depth, level)
@@ -307,9 +307,9 @@ def _children_stack(nodes: list[Node], depth: int | None, level: int, fold: bool
     return Stack(items=items)
 
 
-def _fold_runs(nodes: list[Node]) -> list[tuple[Node, int]]:
+def _fold_runs(nodes: Sequence[Node[Any]]) -> list[tuple[Node[Any], int]]:
     """Consecutive identical units (same type, shapes and parameters) as ``(first, count)``."""
-    runs: list[tuple[Node, int]] = []
+    runs: list[tuple[Node[Any], int]] = []
     for node in nodes:
         if runs and _same_unit(runs[-1][0], node):
             runs[-1] = (runs[-1][0], runs[-1][1] + 1)
@@ -318,23 +318,23 @@ def _fold_runs(nodes: list[Node]) -> list[tuple[Node, int]]:
     return runs
 
 
-def _same_unit(a: Node, b: Node) -> bool:
+def _same_unit(a: Node[Any], b: Node[Any]) -> bool:
     return ((a.type, a.label, a.input_shape, a.output_shape, total_params(a))
             == (b.type, b.label, b.input_shape, b.output_shape, total_params(b)))
 
 
-def _frame(node: Node, items: list[Item]) -> Stack:
+def _frame(node: Node[Any], items: list[Item]) -> Stack:
     subtitle = f"{describe(node)} · {shape_text(node.output_shape)} · {human(total_params(node), compact=True)} params"
     return Stack(items=items, title=title_of(node), subtitle=subtitle, fill=FRAME.get(node.type, "#fafafa"))
 
 
-def _open_sequence(node: Node, depth: int | None, level: int) -> Stack:
+def _open_sequence(node: Node[Any], depth: int | None, level: int) -> Stack:
     nodes = node.all_children()
     inner = _children_stack(nodes, depth, level + 1, fold=node.type == "repeat")
     return _frame(node, inner.items)
 
 
-def _open_residual(node: Node, depth: int | None, level: int) -> Stack:
+def _open_residual(node: Node[Any], depth: int | None, level: int) -> Stack:
     pre = _children_stack(node.group("pre"), depth, level + 1).items
     after = _children_stack(node.group("after"), depth, level + 1).items
     body = _children_stack(node.group("body"), depth, level + 1)
@@ -344,23 +344,23 @@ def _open_residual(node: Node, depth: int | None, level: int) -> Stack:
     return _frame(node, [*pre, merged, *after])
 
 
-def _open_branch(node: Node, depth: int | None, level: int) -> Stack:
+def _open_branch(node: Node[Any], depth: int | None, level: int) -> Stack:
     paths = _group_paths(node)
     columns: list[Item | None] = [_children_stack(path, depth, level + 1) for path in paths]
     return _frame(node, [Parallel(columns=columns, merge=node.spec.merge)])
 
 
-def _group_paths(node: Node) -> list[list[Node]]:
+def _group_paths(node: Node[Any]) -> list[list[Node[Any]]]:
     """A branch's children split back into its paths (each path's blocks share a ``pathN`` prefix)."""
     children = node.group("paths")
-    groups: dict[str, list[Node]] = {}
+    groups: dict[str, list[Node[Any]]] = {}
     for child in children:
         rest = child.path[len(node.path) + 1:] if child.path.startswith(node.path + ".") else child.name
         groups.setdefault(rest.split(".", 1)[0] if "." in rest else rest, []).append(child)
     return list(groups.values()) if len(groups) > 1 or not children else [[c] for c in children]
 
 
-def _open_fractal(node: Node, depth: int | None, level: int) -> Stack:
+def _open_fractal(node: Node[Any], depth: int | None, level: int) -> Stack:
     from blockbuilder.blocks.fractal import fractal_rows
 
     units = iter(node.group("body"))
@@ -368,13 +368,13 @@ def _open_fractal(node: Node, depth: int | None, level: int) -> Stack:
     return _frame(node, [FractalGrid(rows=rows, columns=node.spec.columns)])
 
 
-def _unit(node: Node) -> Node:
+def _unit(node: Node[Any]) -> Node[Any]:
     """A fractal unit: the block inside a one-block wrapper sequence."""
     inner = node.all_children()
     return inner[0] if node.type == "sequence" and len(inner) == 1 else node
 
 
-_OPENERS: dict[str, Callable[[Node, int | None, int], Item]] = {
+_OPENERS: dict[str, Callable[[Node[Any], int | None, int], Item]] = {
     "residual": _open_residual, "branch": _open_branch, "fractal": _open_fractal,
 }
 
@@ -382,7 +382,7 @@ _OPENERS: dict[str, Callable[[Node, int | None, int], Item]] = {
 # -- drawing primitives ---------------------------------------------------------------------------------
 
 
-def _fill(node: Node | None) -> str:
+def _fill(node: Node[Any] | None) -> str:
     if node is None:
         return PLAIN
     return COLOURS.get(node.block.colour, COMPOSITE if node.children else PLAIN)
@@ -396,7 +396,7 @@ def _rect(ax: Any, x: float, y: float, w: float, h: float, fill: str, dashed: bo
                                 linestyle=(0, (4, 3)) if dashed else "-", zorder=z))
 
 
-def _box_text(ax: Any, x: float, y: float, node: Node | None, count: int) -> None:
+def _box_text(ax: Any, x: float, y: float, node: Node[Any] | None, count: int) -> None:
     if node is None:
         return
     params = total_params(node)
@@ -471,7 +471,8 @@ def _header(ax: Any, arch: Architecture, margin: float, depth: int | None) -> No
     params, macs = total_params(arch.root), total_macs(arch.root)
     folded = f" · blocks opened to depth {depth}" if depth else ""
     ax.text(margin, 0.25, arch.name, fontsize=13, fontweight="bold", va="center", ha="left", color="#111111")
-    ax.text(margin, 0.52, f"depth {arch.depth} · {human(params, compact=True)} params · {human(macs, compact=True)} MACs{folded}",
+    figures = f"{human(params, compact=True)} params · {human(macs, compact=True)} MACs"
+    ax.text(margin, 0.52, f"depth {arch.depth} · {figures}{folded}",
             fontsize=FONT + 0.5, va="center", ha="left", color="#555555")
 
 

@@ -35,11 +35,13 @@ def blocks_markdown() -> str:
         arguments = []
         for key, info in block.Spec.model_fields.items():
             default = info.default
-            arguments.append(f"`{key}`" if default is PydanticUndefined else f"`{key}` ({_default(default)})")
+            required = default is PydanticUndefined
+            arguments.append(f"`{key}`" if required else f"`{key}` ({_default(default)})")
         arguments += [f"`{key}` (blocks)" for key in block.block_fields if key not in block.Spec.model_fields]
         doc = (block.__doc__ or "").strip().splitlines()[0] if block.__doc__ else ""
+        doc = doc.replace("|", "/").replace("``", "`")
         shorthand = f"`{name}: …` sets `{block.scalar_key}`" if block.scalar_key else ""
-        rows.append(f"| `{name}` | {', '.join(arguments) or '—'} | {shorthand} | {doc.replace('|', '/').replace('``', '`')} |")
+        rows.append(f"| `{name}` | {', '.join(arguments) or '—'} | {shorthand} | {doc} |")
     return "\n".join(rows)
 
 
@@ -57,8 +59,12 @@ def update(text: str) -> str:
     """``text`` with every generated section replaced by its current content."""
     for name, make in SECTIONS.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n)(?:.*?\n)?(<!-- /generated:{name} -->)", re.S)
-        text = pattern.sub(lambda m, body=make(): m.group(1) + body + "\n" + m.group(2), text)
+        text = pattern.sub(_filled(make()), text)
     return text
+
+
+def _filled(body: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: f"{match.group(1)}{body}\n{match.group(2)}"
 
 
 def main(argv: list[str]) -> int:

@@ -36,9 +36,9 @@ def zoo_table(rows: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(title="blockbuilder zoo", title_justify="left")
-    for column, justify in (("name", "left"), ("input", "left"), ("params", "right"), ("MACs", "right"),
-                            ("depth", "right"), ("reported accuracy", "right"), ("source", "left")):
-        table.add_column(column, justify=justify)
+    for column in ("name", "input", "params", "MACs", "depth", "reported accuracy", "source"):
+        right = column in ("params", "MACs", "depth", "reported accuracy")
+        table.add_column(column, justify="right" if right else "left")
     for row in rows:
         accuracy = f"{row['accuracy']} % ({row['dataset']})" if row["accuracy"] is not None else "—"
         table.add_row(row["name"], "x".join(map(str, row["input_shape"])), f"{row['params']:,}",
