@@ -15,7 +15,8 @@ import pytest
 
 import blockbuilder
 from blockbuilder.training.api import TrainOptions, plan
-from blockbuilder.training.rundir import RunState, choose_run_dir, strict_json
+from blockbuilder.training.checkpoint import RunState
+from blockbuilder.training.rundir import choose_run_dir, strict_json
 from blockbuilder.training.spec import TrainError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,8 @@ from typing import Any, Optional
 import yaml  # type: ignore[import-untyped]
 
 from blockbuilder.errors import SpecError
-from blockbuilder.training.rundir import Checkpoint, choose_run_dir, latest_checkpoint, make_run_dir, remove_partial
+from blockbuilder.training.checkpoint import Checkpoint, latest_checkpoint, remove_partial
+from blockbuilder.training.rundir import choose_run_dir, make_run_dir
 from blockbuilder.training.spec import TrainError, TrainSpec
 
 __all__ = ["EpochHook", "Plan", "Run", "TrainOptions", "plan", "run_plan", "train"]

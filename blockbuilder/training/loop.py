@@ -20,22 +20,16 @@ import numpy as np
 
 from blockbuilder.training.api import Plan, Run, TrainOptions
 from blockbuilder.training.batchnorm import chance_warning, needs_recalibration, recalibrate
+from blockbuilder.training.checkpoint import RunState, commit_epoch, test_hook
 from blockbuilder.training.data import Splits
 from blockbuilder.training.devices import Placement, place, quiet_saving, resolve_precision, set_determinism
 from blockbuilder.training.evaluation import collect, per_class, write_outputs
 from blockbuilder.training.outputs import plot_curves, write_tensorboard
 from blockbuilder.training.phases import Phases
 from blockbuilder.training.progress import Reporter
-from blockbuilder.training.rundir import (
-    RunState,
-    commit_epoch,
-    strict_json,
-    test_hook,
-    write_file,
-    write_history_csv,
-    write_text,
-)
+from blockbuilder.training.rundir import strict_json, write_file, write_history_csv, write_text
 from blockbuilder.training.spec import TrainError
+from blockbuilder.training.stopping import NanGuard, improved
 from blockbuilder.training.weights import assign_values, variable_values, weights_sha256
 
 if keras.backend.backend() == "tensorflow":
@@ -49,34 +43,6 @@ __all__ = ["Trainer", "run_training"]
 
 RECALIBRATION_IMAGES = 2048  # training images that re-estimate BatchNorm statistics (batchnorm.py)
 MONITOR = "val_loss"  # picks the best model: smoother than accuracy on a small validation set
-
-
-class _NanGuard(keras.callbacks.Callback):  # type: ignore[misc]
-    """Stops ``fit`` at the first non-finite loss."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bad_step: Optional[int] = None
-        self.epoch = 0
-
-    def on_train_batch_end(self, batch: int, logs: Optional[dict[str, Any]] = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.bad_step = batch
-            self.model.stop_training = True
-        if batch == 1:
-            test_hook("batch", self.epoch + 1)
-
-
-def _improved(value: Optional[float], best: Optional[float], larger_is_better: bool, delta: float = 0.0,
-              ties: bool = False) -> bool:
-    if value is None or not math.isfinite(value):
-        return False
-    if best is None:
-        return True
-    if ties and value == best:
-        return True
-    return value > best + delta if larger_is_better else value < best - delta
 
 
 class Trainer:
@@ -112,7 +78,7 @@ class Trainer:
             self.best = checkpoint.variables(best=True)["model"]
         self.recalibrating = placement.process_count == 1 and placement.replicas == 1 and needs_recalibration(
             self.model, self.steps_per_epoch, spec.recalibrate_batchnorm)
-        self.nan_guard = _NanGuard()
+        self.nan_guard = NanGuard()
         self.validation = self._eval_data("validation")
         self.stop_best = self._best_stop_value()
         self.started = time.time()
@@ -211,8 +177,8 @@ class Trainer:
         state.train_seconds += row["seconds"]
         state.examples_seen += self.steps_per_epoch * self.spec.batch_size
         value = row.get(MONITOR, row.get("loss"))
-        improved = _improved(value, state.best_value, False, ties=True)  # ties: the later epoch
-        if improved:
+        best = improved(value, state.best_value, False, ties=True)  # ties: the later epoch
+        if best:
             state.best_value, state.best_epoch = value, state.epochs_completed
             self.best = variable_values(self.model.variables)
         stop = self.spec.early_stopping
@@ -220,22 +186,22 @@ class Trainer:
             if stop.monitor not in row:
                 raise TrainError(f"early_stopping.monitor: no metric {stop.monitor!r} "
                                  f"(have: {', '.join(k for k in row if k != 'epoch')})")
-            better = _improved(row[stop.monitor], self.stop_best, "loss" not in stop.monitor, stop.min_delta)
+            better = improved(row[stop.monitor], self.stop_best, "loss" not in stop.monitor, stop.min_delta)
             state.stalled_epochs = 0 if better else state.stalled_epochs + 1
             if better:
                 self.stop_best = row[stop.monitor]
         if self.leader:
-            self._commit(improved)
+            self._commit(best)
         return stop is not None and state.stalled_epochs >= stop.patience
 
-    def _commit(self, improved: bool) -> None:
+    def _commit(self, best: bool) -> None:
         with quiet_saving():
             variables = {"model": variable_values(self.model.variables),
                          "optimizer": variable_values(self.model.optimizer.variables)}
-        commit_epoch(self.run_dir, self.state, variables, {"model": variables["model"]} if improved else None)
+        commit_epoch(self.run_dir, self.state, variables, {"model": variables["model"]} if best else None)
         write_history_csv(self.run_dir / "history.csv", self.state.history)
         write_tensorboard(self.run_dir / "logs", self.state.history, self.started)
-        if improved:
+        if best:
             self._save_model(self.run_dir / "model.keras")
         test_hook("done", self.state.epochs_completed)
 
