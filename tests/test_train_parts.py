@@ -72,7 +72,8 @@ def test_auto_precision_follows_the_hardware(monkeypatch, tmp_path, flags, devic
     assert devices.resolve_precision("float32", device) == "float32"
 
 
-@pytest.mark.parametrize("capabilities, expected", [([(8, 0)], "mixed_float16"), ([(6, 1)], "float32")])
+@pytest.mark.parametrize("capabilities, expected", [([(8, 0)], "mixed_bfloat16"), ([(7, 5)], "mixed_float16"),
+                                                    ([(6, 1)], "float32")])
 def test_auto_precision_on_gpus_needs_tensor_cores(monkeypatch, capabilities, expected):
     monkeypatch.setattr(devices, "_gpu_capabilities", lambda: capabilities)
     assert devices.resolve_precision("auto", "gpu") == expected
