@@ -74,11 +74,20 @@ __all__ = [
 
 
 def build(architecture: Architecture) -> keras.Model:
-    """Build the (uncompiled) Keras model of an architecture."""
+    """Build the (uncompiled) Keras model of an architecture, its ``weights:`` loaded and ``freeze:`` applied.
+
+    Raises:
+        CommandError: the ``weights:`` source cannot be used (see ``blockbuilder.transfer.prepare``).
+    """
     from blockbuilder.compiler.compile import build_model
 
-    return build_model(architecture.root, architecture.name, architecture.input_shape,
-                       architecture.input_name)
+    model = build_model(architecture.root, architecture.name, architecture.input_shape,
+                        architecture.input_name)
+    if architecture.weights is not None or architecture.freeze is not None:
+        from blockbuilder.transfer import prepare
+
+        prepare(model, architecture)
+    return model
 
 
 def load_model(path: str, **kwargs: Any) -> keras.Model:

@@ -64,7 +64,8 @@ def test_summary_json_lenet5(cli):
     assert data["macs"] == 28 * 28 * 6 * 25 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10
     first = data["blocks"][0]
     assert first == {"name": "conv1", "type": "conv", "output_shape": [28, 28, 6], "params": 156,
-                     "macs": 117600, "depth": 1, "receptive_field": 5, "children": []}
+                     "macs": 117600, "depth": 1, "receptive_field": 5, "trainable_params": 156, "frozen_params": 0,
+                     "children": []}
     assert [b["receptive_field"] for b in data["blocks"]] == [5, 6, 14, 16, None, None, None, None]
     assert sum(b["params"] for b in data["blocks"]) == 61706
 

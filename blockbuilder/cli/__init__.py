@@ -16,8 +16,19 @@ from types import ModuleType
 
 def all_commands() -> list[ModuleType]:
     """The command modules, in the order ``--help`` lists them."""
-    from blockbuilder.cli import (compare, draw, embed, explore, export, features, predict, report, search,
-                                  search_report, train)
+    from blockbuilder.cli import (
+        compare,
+        draw,
+        embed,
+        explore,
+        export,
+        features,
+        predict,
+        report,
+        search,
+        search_report,
+        train,
+    )
 
     return [train, report, export, predict, draw, features, embed, explore, compare, search, search_report]
 

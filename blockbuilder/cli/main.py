@@ -60,7 +60,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         return EXIT_OK
     console().print(render(summary, args.depth))
     if report is not None:
-        console().print(report.render())
+        weights.print_report(report)
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ from blockbuilder.language.document import Map, Seq, load_text
 from blockbuilder.language.expand import Expander, Scope, substitute
 from blockbuilder.language.pydantic_errors import spec_error
 from blockbuilder.language.resolve import check_top_level, plain, read_document
+from blockbuilder.transfer.settings import Freeze, Weights, head_network, read_settings
 
 MAX_INPUT_SIZE = 8192
 INPUT_NAME = re.compile(r"[A-Za-z_][\w-]{0,99}")
@@ -43,6 +44,8 @@ class Architecture:
         train: The ``train:`` section as a validated ``TrainSpec``.
         meta: Free-form notes (paper, reported accuracy ...).
         input_name: The name of the model's input.
+        weights: Where the starting weights come from (``weights:``; ``None``: freshly initialised).
+        freeze: Which blocks do not train (``freeze:``; ``None``: every block trains).
     """
 
     name: str
@@ -54,6 +57,8 @@ class Architecture:
     train: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
     input_name: str = "input"
+    weights: Weights | None = None
+    freeze: Freeze | None = None
 
     @property
     def depth(self) -> int:
@@ -132,10 +137,15 @@ def from_document(document: Map, path: Path | None, limits: Limits | None = None
     input_name = _input_name(document)
     expander = Expander(document, limits.blocks)
     root = expander.network(document["network"], input_shape, Scope(scope), input_name, document.loc_of("network"))
+    if "head" in document:  # the network again, its blocks after the backbone replaced by the head
+        root = Expander(document, limits.blocks).network(head_network(document, root), input_shape, Scope(scope),
+                                                         input_name, document.loc_of("network"))
     limits.check_model(root, document.loc_of("network"))
+    train = _train(document, scope)
+    weights, freeze = read_settings(document, root, train)
     return Architecture(name=str(name), source=path, document=document, input_shape=input_shape, classes=classes,
-                        root=root, train=_train(document, scope), meta=plain(document.get("meta") or {}),
-                        input_name=input_name)
+                        root=root, train=train, meta=plain(document.get("meta") or {}),
+                        input_name=input_name, weights=weights, freeze=freeze)
 
 
 def variables(document: Map) -> dict[str, Any]:

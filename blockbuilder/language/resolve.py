@@ -16,7 +16,7 @@ from blockbuilder.language.document import Map, Seq, load_file, load_text, loc_o
 from blockbuilder.errors import Location, SpecError, UsageError, did_you_mean
 
 TOP_LEVEL_KEYS = ("name", "description", "extends", "input", "input_name", "classes", "variables",
-                  "defaults", "blocks", "network", "train", "meta", "search")
+                  "defaults", "blocks", "network", "train", "meta", "search", "weights", "freeze", "head")
 MAX_EXTENDS = 16
 _SET_PATH = re.compile(r"[A-Za-z_][\w-]*|\[\d+\]")
 

@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from blockbuilder.blocks import Node
 from blockbuilder.language.architecture import Architecture, block_depth
 from blockbuilder.text import human
-from blockbuilder.blocks import Node
 
 
 @dataclass
@@ -28,12 +28,14 @@ class BlockSummary:
     depth: int
     receptive_field: int | None = None
     children: list[BlockSummary] = field(default_factory=list)
+    trainable_params: int = 0  # weights training updates
+    frozen_params: int = 0  # weights of frozen layers (freeze:), which never change
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "output_shape": self.output_shape,
                 "params": self.params, "macs": self.macs, "depth": self.depth,
-                "receptive_field": self.receptive_field,
-                "children": [c.to_dict() for c in self.children]}
+                "receptive_field": self.receptive_field, "trainable_params": self.trainable_params,
+                "frozen_params": self.frozen_params, "children": [c.to_dict() for c in self.children]}
 
 
 @dataclass
@@ -99,14 +101,19 @@ def summarize(architecture: Architecture, model: Any) -> Summary:
     nodes = _index(architecture.root)
     own_params: dict[str, int] = {}
     own_macs: dict[str, int] = {}
+    own_split: dict[str, tuple[int, int]] = {}  # (trainable, frozen) weights
     for layer in model.layers:
         path = owner(layer.name, set(nodes))
         own_params[path] = own_params.get(path, 0) + layer.count_params()
         own_macs[path] = own_macs.get(path, 0) + layer_macs(layer)
+        trains = sum(math.prod(w.shape) for w in layer.trainable_weights)
+        frozen = 0 if layer.trainable else layer.count_params()
+        before = own_split.get(path, (0, 0))
+        own_split[path] = (before[0] + int(trains), before[1] + frozen)
     trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
     total = model.count_params()
     fields = receptive_fields(architecture.root)
-    blocks = [_block(child, own_params, own_macs, fields) for child in architecture.root.all_children()]
+    blocks = [_block(child, own_params, own_macs, fields, own_split) for child in architecture.root.all_children()]
     return Summary(
         name=architecture.name,
         input_shape=list(architecture.input_shape),
@@ -145,8 +152,9 @@ def receptive_fields(root: Node[Any]) -> dict[str, int | None]:
 
 
 def _block(node: Node[Any], own_params: dict[str, int], own_macs: dict[str, int],
-           fields: dict[str, int | None]) -> BlockSummary:
-    children = [_block(child, own_params, own_macs, fields) for child in node.all_children()]
+           fields: dict[str, int | None], own_split: dict[str, tuple[int, int]]) -> BlockSummary:
+    children = [_block(child, own_params, own_macs, fields, own_split) for child in node.all_children()]
+    trains, frozen = own_split.get(node.path, (0, 0))
     return BlockSummary(
         name=node.path,
         type=node.label if node.label == node.type else f"{node.label} ({node.type})",
@@ -156,6 +164,8 @@ def _block(node: Node[Any], own_params: dict[str, int], own_macs: dict[str, int]
         depth=block_depth(node),
         receptive_field=fields.get(node.path),
         children=children,
+        trainable_params=trains + sum(c.trainable_params for c in children),
+        frozen_params=frozen + sum(c.frozen_params for c in children),
     )
 
 
@@ -169,6 +179,9 @@ def render(summary: Summary, max_depth: int | None = None) -> Any:
     columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
         ("block", "left"), ("type", "left"), ("output", "left"), ("params", "right"), ("MACs", "right"),
         ("depth", "right"), ("RF", "right"))
+    frozen = any(block.frozen_params for block in summary.blocks)
+    if frozen:  # freeze: the column says which blocks train
+        columns += (("frozen", "left"),)
     for column, justify in columns:
         table.add_column(column, justify=justify, no_wrap=True)
 
@@ -176,9 +189,12 @@ def render(summary: Summary, max_depth: int | None = None) -> Any:
         branch = "" if level == 0 else ("└─ " if last else "├─ ")
         folded = max_depth is not None and level + 1 >= max_depth and block.children
         name = block.name.rpartition(".")[2] + (f" (+{_count(block)} blocks)" if folded else "")
-        table.add_row(prefix + branch + name, block.type, str(block.output_shape),
-                      f"{block.params:,}", human(block.macs), str(block.depth),
-                      "—" if block.receptive_field is None else str(block.receptive_field))
+        field = "—" if block.receptive_field is None else str(block.receptive_field)
+        cells = [prefix + branch + name, block.type, str(block.output_shape), f"{block.params:,}",
+                 human(block.macs), str(block.depth), field]
+        if frozen:
+            cells.append("" if not block.frozen_params else "yes" if not block.trainable_params else "part")
+        table.add_row(*cells)
         if folded:
             return
         inner = prefix + ("" if level == 0 else ("   " if last else "│  "))

@@ -1,0 +1,156 @@
+"""Fine-tuning in phases: ``train.phases``, each with its own frozen blocks, optimizer and schedule.
+
+```yaml
+train:
+  phases:
+    - {epochs: 3, freeze: backbone, optimizer: {learning_rate: 1.0e-3}}
+    - {epochs: 10, freeze: {all_but: [stage4, head]}, optimizer: {learning_rate: 1.0e-5}}
+```
+
+A phase starts by freezing its blocks and compiling the model with a fresh optimizer (its learning
+rate schedule counts epochs from the phase's start). The trainer asks :class:`Phases` three things:
+the model to start from (:meth:`Phases.build`), whether an epoch starts a new phase
+(:meth:`Phases.enter`), and the ``phase`` column of its history row (:meth:`Phases.columns`).
+
+Resume works inside any phase: a checkpoint holds the optimizer of the phase its last epoch ran in,
+so the model is rebuilt with that phase's frozen blocks and optimizer before the checkpoint is
+restored; the next phase, if one starts, begins with a fresh optimizer, as it would have without the
+interruption.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
+from typing import Any
+
+from blockbuilder.training.spec import TrainSpec
+from blockbuilder.transfer.settings import Freeze, read_freeze
+
+__all__ = ["Phase", "Phases", "phases_of"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase, resolved: where it starts and the settings it trains with.
+
+    Attributes:
+        number: 1, 2, ...
+        name: Its ``name`` (default ``phase1`` ...).
+        start: Its first epoch (0-based, counted over the whole run).
+        epochs: How many epochs it lasts.
+        freeze: What it freezes (``None``: the architecture's ``freeze:``).
+        spec: The ``train:`` section with this phase's optimizer, schedule and epochs.
+    """
+
+    number: int
+    name: str
+    start: int
+    epochs: int
+    freeze: Freeze | None
+    spec: TrainSpec
+
+    def holds(self, epoch: int) -> bool:
+        return self.start <= epoch < self.start + self.epochs
+
+
+def phases_of(architecture: Any, spec: TrainSpec) -> list[Phase]:
+    """The phases of ``spec`` (none when it has no ``phases:``), their freezes resolved on the network."""
+    found: list[Phase] = []
+    start = 0
+    for index, written in enumerate(spec.phases):
+        freeze = None
+        if written.freeze is not None:
+            freeze = read_freeze(written.freeze, architecture.root, None, f"train.phases[{index}].freeze")
+        optimizer = spec.optimizer
+        if written.optimizer is not None:
+            optimizer = optimizer.model_copy(update=written.optimizer.model_dump(exclude_unset=True))
+        schedule = written.schedule if written.schedule is not None else spec.schedule
+        phase_spec = spec.model_copy(update={"optimizer": optimizer, "schedule": schedule, "epochs": written.epochs,
+                                             "phases": []})
+        found.append(Phase(index + 1, written.name or f"phase{index + 1}", start, written.epochs, freeze, phase_spec))
+        start += written.epochs
+    return found
+
+
+class Phases:
+    """The phases of one run, as the trainer uses them (a run without ``phases:`` is one phase).
+
+    Args:
+        architecture: What is trained (its ``weights:`` and ``freeze:`` apply).
+        spec: Its ``train:`` section.
+        steps_per_epoch: For the learning-rate schedules.
+        say: Prints a line for the user (the trainer's reporter).
+        scope: The distribution scope optimizers must be made in.
+    """
+
+    def __init__(self, architecture: Any, spec: TrainSpec, steps_per_epoch: int,
+                 say: Callable[[str], None] = print,
+                 scope: Callable[[], AbstractContextManager[Any]] = nullcontext) -> None:
+        self.architecture, self.spec, self.steps_per_epoch = architecture, spec, steps_per_epoch
+        self.say, self.scope = say, scope
+        self.phases = phases_of(architecture, spec)
+        self.current: Phase | None = None  # the phase the model is compiled for
+        self.announced: Phase | None = None  # the phase the user was last told of
+
+    def at(self, epoch: int) -> Phase | None:
+        """The phase epoch ``epoch`` (0-based) belongs to; ``None`` without phases."""
+        for phase in self.phases:
+            if phase.holds(epoch):
+                return phase
+        return self.phases[-1] if self.phases else None
+
+    def build(self, epochs_completed: int, resuming: bool) -> Any:
+        """The compiled model to train from, in the phase of the last completed epoch.
+
+        Its ``weights:`` are loaded (a table says what was loaded), unless the run resumes: a
+        checkpoint then restores every variable.
+        """
+        from blockbuilder.transfer import build
+
+        architecture = replace(self.architecture, weights=None) if resuming else self.architecture
+        model, report = build(architecture)
+        if report is not None:
+            from rich.markup import escape
+
+            self.say(escape(report.headline()))
+            for block, loaded, skipped, why in report.rows():
+                if skipped:
+                    self.say(escape(f"  {block}: {loaded} layers loaded, {skipped} skipped ({why})"))
+        self._compile(model, self.at(max(epochs_completed - 1, 0)))
+        return model
+
+    def enter(self, model: Any, epoch: int) -> bool:
+        """Before epoch ``epoch`` (0-based): start its phase if it is a new one (freeze, compile) and say which
+        phase runs; ``True`` when the model was compiled again."""
+        phase = self.at(epoch)
+        if phase is None or phase is self.announced:
+            return False
+        started = phase is not self.current
+        if started:
+            with self.scope():
+                self._compile(model, phase)
+        self.announced = phase
+        freeze = phase.freeze or self.architecture.freeze
+        optimizer = phase.spec.optimizer
+        self.say(f"phase {phase.number}/{len(self.phases)} ({phase.name}): epochs {phase.start + 1}-"
+                 f"{phase.start + phase.epochs}, frozen: {freeze.written if freeze else 'none'}, "
+                 f"{optimizer.name} at {optimizer.learning_rate:g}")
+        return started
+
+    def columns(self, epoch: int) -> dict[str, int]:
+        """The ``phase`` column of epoch ``epoch``'s history row (nothing without phases)."""
+        phase = self.at(epoch)
+        return {} if phase is None else {"phase": phase.number}
+
+    def _compile(self, model: Any, phase: Phase | None) -> None:
+        from blockbuilder.training.optim import make_loss, make_metrics, make_optimizer
+        from blockbuilder.transfer.freeze import apply_freeze
+
+        spec = self.spec if phase is None else phase.spec
+        if phase is not None:
+            apply_freeze(model, phase.freeze or self.architecture.freeze or Freeze())
+        model.compile(optimizer=make_optimizer(spec, self.steps_per_epoch), loss=make_loss(spec),
+                      metrics=make_metrics(spec))
+        self.current = phase

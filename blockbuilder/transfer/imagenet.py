@@ -1,0 +1,179 @@
+"""``weights: imagenet``: keras.applications' own weight files, from the Keras cache or downloaded.
+
+The files, their addresses and their md5 hashes are exactly keras.applications' (``resnet.py``,
+``densenet.py``, ``vgg16.py`` ...), fetched with ``keras.utils.get_file`` into the same cache
+(``$KERAS_HOME/models``, else ``~/.keras/models``), so a file keras.applications downloaded once
+serves blockbuilder too, and the other way round. They are legacy Keras ``.h5`` files whose layers
+carry keras.applications' names (``conv2_block1_1_conv``); the zoo builds the same layers in the same
+order, so they load by order (:mod:`blockbuilder.transfer.weights`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from blockbuilder.errors import CommandError, SpecError, UsageError
+from blockbuilder.language.document import Map, load_file
+from blockbuilder.language.resolve import find, zoo_dir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blockbuilder.language.architecture import Architecture
+
+__all__ = ["IMAGENET_FILES", "ImagenetFiles", "cache_dir", "candidates", "fetch", "zoo_network"]
+
+_STORAGE = "https://storage.googleapis.com/tensorflow/keras-applications/"
+_MOBILENET_V2 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224"
+
+
+@dataclass(frozen=True)
+class ImagenetFiles:
+    """keras.applications' two weight files of one network: with the classifier (top) and without.
+
+    Attributes:
+        folder: The address of the folder both files are in.
+        top, notop: File names.
+        top_hash, notop_hash: Their md5 hashes as keras.applications checks them (``None``: not checked).
+    """
+
+    folder: str
+    top: str
+    top_hash: str | None
+    notop: str
+    notop_hash: str | None
+
+    def url(self, file_name: str) -> str:
+        return self.folder + file_name
+
+
+def _tf_kernels(folder: str, stem: str, top_hash: str, notop_hash: str) -> ImagenetFiles:
+    return ImagenetFiles(_STORAGE + folder, f"{stem}_weights_tf_dim_ordering_tf_kernels.h5", top_hash,
+                         f"{stem}_weights_tf_dim_ordering_tf_kernels_notop.h5", notop_hash)
+
+
+#: Zoo networks that are keras.applications' networks layer for layer, with their ImageNet files.
+IMAGENET_FILES: dict[str, ImagenetFiles] = {
+    "resnet50": _tf_kernels("resnet/", "resnet50", "2cb95161c43110f7111970584f804107",
+                            "4d473c1dd8becc155b73f8504c6f6626"),
+    "resnet101": _tf_kernels("resnet/", "resnet101", "f1aeb4b969a6efcfb50fad2f0c20cfc5",
+                             "88cf7a10940856eca736dc7b7e228a21"),
+    "resnet152": _tf_kernels("resnet/", "resnet152", "100835be76be38e30d865e96f2aaae62",
+                             "ee4c566cf9a93f14d82f913c2dc6dd0c"),
+    "resnet50v2": _tf_kernels("resnet/", "resnet50v2", "3ef43a0b657b3be2300d5770ece849e0",
+                              "fac2f116257151a9d068a22e544a4917"),
+    "densenet121": _tf_kernels("densenet/", "densenet121", "9d60b8095a5708f2dcce2bca79d332c7",
+                               "30ee3e1110167f948a6b9946edeeb738"),
+    "densenet169": _tf_kernels("densenet/", "densenet169", "d699b8f76981ab1b30698df4c175e90b",
+                               "b8c4d4c20dd625c148057b9ff1c1176b"),
+    "densenet201": _tf_kernels("densenet/", "densenet201", "1ceb130c1ea1b78c3bf6114dbdfd8807",
+                               "c13680b51ded0fb44dff2d8f86ac8bb1"),
+    "vgg16": _tf_kernels("vgg16/", "vgg16", "64373286793e3c8b2b4e3219cbf3544b", "6d6bbae143d832006294945121d1f1fc"),
+    "vgg19": _tf_kernels("vgg19/", "vgg19", "cbe5617147190e668d6c5d5026f83318", "253f8cb515780f3b799900260a226db6"),
+    "inception_v3": _tf_kernels("inception_v3/", "inception_v3", "9a0d58056eeedaa3f26cb7ebd46da564",
+                                "bcbd6486424b2319ff4ef7d526e38f63"),
+    # keras.applications checks no hash for MobileNetV2's files.
+    "mobilenet_v2": ImagenetFiles(_STORAGE + "mobilenet_v2/", f"{_MOBILENET_V2}.h5", None,
+                                  f"{_MOBILENET_V2}_no_top.h5", None),
+}
+
+IMAGENET_CLASSES = 1000
+CACHE_SUBDIR = "models"
+
+
+def cache_dir() -> Path:
+    """The folder keras.utils.get_file keeps these files in: ``$KERAS_HOME/models`` or ``~/.keras/models``.
+
+    As in Keras, a home that is missing or unwritable falls back to ``/tmp/.keras``. ``KERAS_HOME`` is read
+    when this is called (Keras itself reads it once, when it is imported).
+    """
+    base = Path(os.path.expanduser(os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")))
+    if not os.access(base, os.W_OK):
+        base = Path("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()) / ".keras"
+    return base / CACHE_SUBDIR
+
+
+def zoo_network(architecture: Architecture) -> str | None:
+    """The zoo network with ImageNet files that ``architecture`` is, or extends (through ``extends:``)."""
+    path = architecture.source
+    zoo = zoo_dir().resolve()
+    for _ in range(32):
+        if path is None:
+            break
+        if path.resolve().parent == zoo and path.stem in IMAGENET_FILES:
+            return path.stem
+        try:
+            document = load_file(path)
+            base = document.get("extends") if isinstance(document, Map) else None
+            if not isinstance(base, str):
+                break
+            path = path.parent / base if (path.parent / base).is_file() else find(base)
+        except (SpecError, UsageError):
+            break
+    return architecture.name if architecture.name in IMAGENET_FILES else None
+
+
+def network_of(architecture: Architecture) -> str:
+    """Like :func:`zoo_network`, raising a ``CommandError`` that lists the choices when there is none."""
+    network = zoo_network(architecture)
+    if network is None:
+        raise CommandError(f"weights imagenet: {architecture.name} is not a zoo network with keras.applications "
+                           f"ImageNet weights, and does not extend one ({', '.join(sorted(IMAGENET_FILES))})")
+    return network
+
+
+def candidates(architecture: Architecture) -> list[tuple[str, str | None]]:
+    """The two files of the architecture's network, the better fit first: the top file when it keeps the
+    1000-class classifier, else the smaller file without it. Each is ``(file name, md5 hash)``."""
+    files = IMAGENET_FILES[network_of(architecture)]
+    keeps_top = "head" not in architecture.document and architecture.classes in (None, IMAGENET_CLASSES)
+    pairs = [(files.top, files.top_hash), (files.notop, files.notop_hash)]
+    return pairs if keeps_top else pairs[::-1]
+
+
+def _md5_ok(path: Path, expected: str | None) -> bool:
+    if expected is None:
+        return True
+    digest = hashlib.sha256() if len(expected) == 64 else hashlib.md5()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == expected
+
+
+def fetch(architecture: Architecture) -> Path:
+    """The ImageNet weight file for ``architecture``: a valid one from the Keras cache, else downloaded.
+
+    Raises:
+        CommandError: neither works; the message names the file, its address and the cache folder.
+    """
+    files = IMAGENET_FILES[network_of(architecture)]
+    folder = cache_dir()
+    pairs = candidates(architecture)
+    for name, expected in pairs:
+        if (folder / name).is_file() and _md5_ok(folder / name, expected):
+            return folder / name
+    name, expected = pairs[0]
+    cached = folder / name
+    state = (f"is in the Keras cache ({cached}) but its md5 hash is not keras.applications' ({expected})"
+             if cached.is_file() else f"is not in the Keras cache ({folder})")
+    try:
+        return _download(name, files.url(name), expected, folder.parent)
+    except Exception as exc:  # get_file raises bare Exception for network errors; the user needs one line
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CommandError(f"weights imagenet: {name} {state}, and downloading it from {files.url(name)} failed "
+                           f"({reason}); put the file there, or give another source with --weights") from None
+
+
+def _download(name: str, url: str, expected: str | None, base: Path) -> Path:
+    import keras
+
+    # get_file prints its progress; stdout may carry a command's JSON, so it goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        return Path(keras.utils.get_file(name, url, file_hash=expected, cache_subdir=CACHE_SUBDIR,
+                                         cache_dir=str(base)))

@@ -1,0 +1,355 @@
+"""Load weights into a model by the block hierarchy, and say what was loaded and what was skipped.
+
+Sources (``weights:`` in a file, ``--weights`` on the command line):
+
+* ``imagenet`` -- keras.applications' file for the zoo network (:mod:`blockbuilder.transfer.imagenet`);
+* a ``.keras`` file, or a run directory (its best model, ``model.keras``);
+* a ``.weights.h5`` file (``model.save_weights``);
+* a legacy Keras ``.h5`` file, such as keras.applications' official files.
+
+A blockbuilder layer is named by its place in the hierarchy (``stage3.bottleneck2.conv1``), so a layer
+takes the weights stored under its own name: weights move between architectures that share blocks,
+and a layer whose name is missing from the file, or whose weights have other shapes, is skipped and
+reported. keras.applications' legacy files name their layers their own way (``conv4_block2_1_conv``);
+as Keras itself does with such files, their layers are matched in order (the zoo builds
+keras.applications' layers in keras.applications' order), up to the first layer whose shapes differ.
+
+Files are read with h5py, without building the model that wrote them.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from blockbuilder.errors import CommandError
+from blockbuilder.transfer.settings import Weights
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blockbuilder.language.architecture import Architecture
+
+__all__ = ["LayerResult", "LoadReport", "StoredLayer", "StoredWeights", "check_source", "load_weights",
+           "locate", "match", "read_weights_file"]
+
+RUN_MODEL = "model.keras"
+KERAS_WEIGHTS = "model.weights.h5"
+SUFFIXES = (".keras", ".weights.h5", ".h5", ".hdf5")
+
+
+class WeightsError(CommandError):
+    """A weights source that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class StoredLayer:
+    """One layer's weights in a file, in the layer's own order (kernel, bias; gamma, beta, mean, variance)."""
+
+    name: str
+    values: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class StoredWeights:
+    """The layers with weights of one file, in the file's order.
+
+    Attributes:
+        path: The file read.
+        layers: Its layers.
+        by_order: The names are another library's (keras.applications'): match layers in order.
+    """
+
+    path: Path
+    layers: tuple[StoredLayer, ...]
+    by_order: bool = False
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """What happened to one layer of the model: loaded, or skipped and why."""
+
+    layer: str
+    loaded: bool
+    why: str = ""
+    stored_as: str = ""
+
+
+@dataclass
+class LoadReport:
+    """What a weights source gave a model, layer by layer.
+
+    Attributes:
+        source: The source as written (``imagenet``, a path).
+        path: The file read.
+        results: One entry per model layer with weights, in model order.
+        unused: Layers of the file that no model layer took.
+        by_order: Layers were matched in order (a keras.applications file), not by name.
+    """
+
+    source: str
+    path: Path
+    results: list[LayerResult]
+    unused: list[str] = field(default_factory=list)
+    by_order: bool = False
+
+    @property
+    def loaded(self) -> int:
+        return sum(result.loaded for result in self.results)
+
+    @property
+    def skipped(self) -> list[LayerResult]:
+        return [result for result in self.results if not result.loaded]
+
+    def rows(self) -> list[tuple[str, int, int, str]]:
+        """Per top-level block: ``(block, layers loaded, layers skipped, why the first skip)``."""
+        table: dict[str, list[LayerResult]] = {}
+        for result in self.results:
+            table.setdefault(result.layer.split(".", 1)[0], []).append(result)
+        rows = []
+        for block, results in table.items():
+            skipped = [r for r in results if not r.loaded]
+            why = f"{skipped[0].layer}: {skipped[0].why}" if skipped else ""
+            if len(skipped) > 1:
+                why += f" (+{len(skipped) - 1} more)"
+            rows.append((block, len(results) - len(skipped), len(skipped), why))
+        return rows
+
+    def headline(self) -> str:
+        """One line: where from, how many layers loaded and skipped."""
+        matched = " (matched in order)" if self.by_order else ""
+        text = f"weights {self.source}: {self.loaded} of {len(self.results)} layers loaded from {self.path}{matched}"
+        if self.skipped:
+            text += f", {len(self.skipped)} skipped"
+        if self.unused:
+            text += f"; {len(self.unused)} layers of the file unused"
+        return text
+
+    def render(self) -> Any:
+        """A rich table of :meth:`rows` (print :meth:`headline` above it)."""
+        from rich.table import Table
+
+        table = Table()
+        for column in ("block", "loaded", "skipped", "why"):
+            table.add_column(column, justify="right" if column in ("loaded", "skipped") else "left", overflow="fold")
+        for block, loaded, skipped, why in self.rows():
+            table.add_row(block, str(loaded), str(skipped), why)
+        return table
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "file": str(self.path), "by_order": self.by_order,
+                "layers": len(self.results), "loaded": self.loaded,
+                "skipped": [{"layer": r.layer, "why": r.why} for r in self.skipped], "unused": list(self.unused)}
+
+
+# -- where the file is --------------------------------------------------------------------------
+
+
+def locate(weights: Weights, architecture: Architecture | None = None, *, download: bool = True) -> Path:
+    """The file a source names: keras.applications' ImageNet file, a weights file, a run's best model.
+
+    With ``download=False`` (the check before TensorFlow), ``imagenet`` only checks that the network
+    has ImageNet weights and returns the cache path the file would have.
+
+    Raises:
+        WeightsError: the source does not exist, is of no known kind, or is a folder without a run.
+    """
+    if weights.imagenet:
+        from blockbuilder.transfer import imagenet
+
+        if architecture is None:
+            raise WeightsError("weights imagenet: needs an architecture (a zoo network, or one that extends it)")
+        if not download:
+            return imagenet.cache_dir() / imagenet.candidates(architecture)[0][0]
+        return imagenet.fetch(architecture)
+    path = Path(weights.source)
+    shown = weights.written if weights.written == weights.source else f"{weights.written} ({path})"
+    if not path.exists():
+        raise WeightsError(f"weights {shown}: no such file or directory")
+    if path.is_dir():
+        if not (path / RUN_MODEL).is_file():
+            raise WeightsError(f"weights {shown}: a folder that holds no run ({RUN_MODEL} is not in it)")
+        return path / RUN_MODEL
+    if not path.name.endswith(SUFFIXES):
+        raise WeightsError(f"weights {shown}: not a weights source (expected imagenet, a .keras, .weights.h5 or "
+                           f".h5 file, or a run directory)")
+    return path
+
+
+def check_source(architecture: Architecture) -> None:
+    """Everything about ``architecture.weights`` that can be checked without TensorFlow: the source exists,
+    is of a known kind, and its file is a zip or HDF5 file as its name says.
+
+    Raises:
+        WeightsError: it is not, in one line naming it.
+    """
+    weights = architecture.weights
+    if weights is None:
+        return
+    path = locate(weights, architecture, download=False)
+    if weights.imagenet:
+        return
+    import h5py
+
+    readable = zipfile.is_zipfile(path) if path.suffix == ".keras" else h5py.is_hdf5(path)
+    if not readable:
+        kind = "a .keras (zip) archive" if path.suffix == ".keras" else "an HDF5 file"
+        raise WeightsError(f"weights {weights.written}: {path} is not {kind} (damaged, or not a weights file)")
+
+
+# -- reading files --------------------------------------------------------------------------------
+
+
+def read_weights_file(path: Path, model_names: Sequence[str] = ()) -> StoredWeights:
+    """Every layer with weights in a ``.keras``, ``.weights.h5`` or legacy ``.h5`` file.
+
+    Args:
+        path: The file.
+        model_names: The names of the model's layers: a legacy file whose names are mostly not among
+            them (keras.applications' files) is matched in order.
+
+    Raises:
+        WeightsError: the file cannot be read, naming it.
+    """
+    import h5py
+
+    try:
+        if path.suffix == ".keras":
+            with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read(KERAS_WEIGHTS)), "r") as f:
+                return StoredWeights(path, tuple(_keras3_layers(f, path)))
+        with h5py.File(path, "r") as f:
+            if "layers" in f and "layer_names" not in f.attrs:
+                return StoredWeights(path, tuple(_keras3_layers(f, path)))
+            layers = tuple(_legacy_layers(f, path))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"{path}: not a readable weights file ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+                           ) from None
+    known = set(model_names)
+    named = sum(layer.name in known for layer in layers)
+    return StoredWeights(path, layers, by_order=named * 2 < len(layers))
+
+
+def _keras3_layers(f: Any, path: Path) -> Iterator[StoredLayer]:
+    """Keras 3's layout: ``layers/<key>/vars/0, 1 ...``, the layer's name in ``vars``' ``name`` attribute."""
+    for key in f["layers"]:
+        group = f["layers"][key]
+        variables = group.get("vars")
+        if variables is None or not len(variables):
+            continue
+        name = variables.attrs.get("name")
+        if name is None:
+            raise WeightsError(f"{path}: its layers carry no names (written by an older Keras 3); load it with "
+                               "keras and save it again")
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        yield StoredLayer(name, tuple(np.asarray(variables[str(i)]) for i in range(len(variables))))
+
+
+def _legacy_layers(f: Any, path: Path) -> Iterator[StoredLayer]:
+    """Keras 2's layout (keras.applications' files): ``layer_names`` and, per layer, ``weight_names``."""
+    group = f["model_weights"] if "layer_names" not in f.attrs and "model_weights" in f else f
+    names = _strings(group, "layer_names")
+    if not names:
+        raise WeightsError(f"{path}: no layer weights in it (not a Keras weights file?)")
+    for name in names:
+        layer = group[name]
+        weight_names = _strings(layer, "weight_names")
+        if weight_names:
+            yield StoredLayer(name, tuple(np.asarray(layer[weight]) for weight in weight_names))
+
+
+def _strings(group: Any, name: str) -> list[str]:
+    """A list-of-strings attribute; Keras splits a long one into ``name0``, ``name1`` ..."""
+    if name in group.attrs:
+        values = list(group.attrs[name])
+    else:
+        values, chunk = [], 0
+        while f"{name}{chunk}" in group.attrs:
+            values += list(group.attrs[f"{name}{chunk}"])
+            chunk += 1
+    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+# -- matching -------------------------------------------------------------------------------------
+
+
+def _shapes(values: Sequence[Any]) -> list[tuple[int, ...]]:
+    return [tuple(int(d) for d in v.shape) for v in values]
+
+
+def match(targets: Sequence[tuple[str, Sequence[Any]]], stored: StoredWeights
+          ) -> tuple[list[LayerResult], list[tuple[Sequence[Any], StoredLayer]], list[str]]:
+    """Pair the model's layers with the file's.
+
+    Args:
+        targets: ``(layer name, variables)`` of the model's layers with weights, in model order.
+        stored: The file's layers.
+
+    Returns:
+        One result per target, the pairs to assign, and the names of the file's layers left unused.
+    """
+    results: list[LayerResult] = []
+    pairs: list[tuple[Sequence[Any], StoredLayer]] = []
+    if stored.by_order:
+        broken = ""
+        for index, (name, variables) in enumerate(targets):
+            if broken:
+                results.append(LayerResult(name, False, f"not matched: the file is matched in order, which broke at "
+                                                        f"{broken}"))
+                continue
+            if index >= len(stored.layers):
+                results.append(LayerResult(name, False, "not in the file"))
+                continue
+            layer = stored.layers[index]
+            if _shapes(variables) != _shapes(layer.values):
+                broken = name
+                results.append(LayerResult(name, False, f"shape differs (file {layer.name} {_shapes(layer.values)}, "
+                                                        f"model {_shapes(variables)})", layer.name))
+                continue
+            results.append(LayerResult(name, True, stored_as=layer.name))
+            pairs.append((variables, layer))
+        used = {layer.name for _, layer in pairs}
+        return results, pairs, [layer.name for layer in stored.layers if layer.name not in used]
+    by_name = {layer.name: layer for layer in stored.layers}
+    for name, variables in targets:
+        found = by_name.get(name)
+        if found is None:
+            results.append(LayerResult(name, False, "not in the file"))
+        elif _shapes(variables) != _shapes(found.values):
+            results.append(LayerResult(name, False, f"shape differs (file {_shapes(found.values)}, "
+                                                    f"model {_shapes(variables)})", name))
+        else:
+            results.append(LayerResult(name, True, stored_as=name))
+            pairs.append((variables, found))
+    names = {name for name, _ in targets}
+    return results, pairs, [layer.name for layer in stored.layers if layer.name not in names]
+
+
+def load_weights(model: Any, weights: Weights, architecture: Architecture | None = None) -> LoadReport:
+    """Load ``weights`` into ``model``, layer by layer, by the block hierarchy.
+
+    Raises:
+        WeightsError: the source cannot be used; no layer of the model is in it; or, with ``strict``,
+            a layer was skipped (the first one is named).
+    """
+    path = locate(weights, architecture)
+    targets = [(layer.name, list(layer.weights)) for layer in model.layers if layer.weights]
+    stored = read_weights_file(path, [name for name, _ in targets])
+    results, pairs, unused = match(targets, stored)
+    report = LoadReport(weights.written, path, results, unused, stored.by_order)
+    if not pairs:
+        first = results[0] if results else None
+        detail = f"; first: {first.layer}: {first.why}" if first is not None else ""
+        raise WeightsError(f"weights {weights.written}: no layer of {model.name} fits {path} (the file of another "
+                           f"architecture?){detail}")
+    if weights.strict and report.skipped:
+        first = report.skipped[0]
+        raise WeightsError(f"weights {weights.written} (strict): {first.layer} was not loaded: {first.why} "
+                           f"({len(report.skipped)} of {len(results)} layers skipped)")
+    for variables, layer in pairs:
+        for variable, value in zip(variables, layer.values):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+    return report
