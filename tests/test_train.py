@@ -89,33 +89,29 @@ def test_plain_progress_lines_and_final_table_when_not_a_terminal(default_run):
 
 
 def test_best_model_reloads_and_scores_the_reported_test_accuracy(default_run):
+    import blockbuilder
+    from blockbuilder.training.data import load_splits
+    from blockbuilder.training.tfdata import eval_batches
+
     _, run_dir, _ = default_run
-    code = f"""
-import json, keras, numpy as np
-from blockbuilder.training.data import load_splits
-from blockbuilder.training.tfdata import eval_batches
-model = keras.models.load_model({str(run_dir / 'model.keras')!r})
-test = load_splits('digits', (32, 32, 1), 10).test
-print(json.dumps(model.evaluate(eval_batches(test, 64), verbose=0, return_dict=True)))
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
-                         check=True, timeout=120).stdout
-    reloaded = json.loads(out.strip().splitlines()[-1])
+    model = blockbuilder.load_model(str(run_dir / "model.keras"))
+    test = load_splits("digits", (32, 32, 1), 10).test
+    reloaded = model.evaluate(eval_batches(test, 64), verbose=0, return_dict=True)
     assert reloaded["accuracy"] == pytest.approx(metrics_of(run_dir)["test"]["accuracy"], abs=1e-6)
 
 
 FAST = ["--set", "train.augmentation=[]", "--set", "train.batch_size=8"]
 
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_model(tmp_path):
-    result = train_cli(
-        "lenet5", "--epochs", "3", "--output", str(tmp_path), *FAST,
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_model(tmp_path, cli):
+    code, out, _ = cli(
+        "train", "lenet5", "--epochs", "3", "--output", tmp_path, *FAST,
         "--set", "train.optimizer={name: sgd, learning_rate: 0.01}",
         "--set", "train.schedule={type: piecewise, boundaries: [1], factors: [1.0e+12]}",
     )
-    assert result.returncode == 1
-    assert "the loss became NaN in epoch 2" in result.stdout
-    assert "kept the model of epoch 1" in result.stdout
+    assert code == 1
+    assert "the loss became NaN in epoch 2" in out
+    assert "kept the model of epoch 1" in out
     metrics = metrics_of(tmp_path)
     assert metrics["stopped"] == "nan" and metrics["epochs_completed"] == 1
     assert metrics["test"]["accuracy"] > 0.5  # the epoch-1 model, not the NaN one
@@ -147,14 +143,15 @@ def test_help_lists_the_training_flags():
         assert flag in out
 
 
-def test_export_at_the_end_of_training_also_after_resume(tmp_path):
+def test_export_at_the_end_of_training_also_after_resume(tmp_path, cli):
     run_dir = tmp_path / "run"
-    first = train_cli("lenet5", "--epochs", "1", "--output", str(run_dir), "--export", "savedmodel", *FAST)
-    assert first.returncode == 0, first.stderr
-    assert f"exported savedmodel to {run_dir / 'export' / 'savedmodel'}" in first.stdout
-    again = train_cli("lenet5", "--epochs", "2", "--output", str(run_dir), "--resume", "--export", "savedmodel",
-                      *FAST)
-    assert again.returncode == 0, again.stderr
+    code, out, err = cli("train", "lenet5", "--epochs", "1", "--output", run_dir, "--export", "savedmodel", *FAST)
+    assert code == 0, err
+    assert f"exported savedmodel to {run_dir / 'export' / 'savedmodel'}" in out
+    code, out, err = cli("train", "lenet5", "--epochs", "2", "--output", run_dir, "--resume", "--export",
+                         "savedmodel", *FAST)
+    assert code == 0, err
+    assert "--resume: applying a changed setting: train.epochs: 1 -> 2" in out
     metadata = json.loads((run_dir / "export" / "savedmodel" / "assets" / "blockbuilder.json").read_text())
     assert metadata["class_names"] == [str(d) for d in range(10)]
     assert not list((run_dir / "export").glob(".*partial"))

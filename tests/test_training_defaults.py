@@ -85,10 +85,10 @@ def test_small_residual_net_with_batchnorm_learns_with_default_settings(project,
 def test_validation_at_chance_while_training_climbs_is_reported(project, capsys):
     import blockbuilder
 
-    run = blockbuilder.train(project / "small_resnet.yaml", output=project / "runs" / "stale", epochs=5, overrides={
+    run = blockbuilder.train(project / "small_resnet.yaml", output=project / "runs" / "stale", epochs=3, overrides={
         "train.recalibrate_batchnorm": "never", "defaults.conv.norm": {"momentum": 0.999}})
     out = capsys.readouterr().out
-    assert max(row["val_accuracy"] for row in run.history[2:]) <= 0.5 and run.history[-1]["accuracy"] >= 0.8
+    assert max(row["val_accuracy"] for row in run.history) <= 0.5 and run.history[-1]["accuracy"] >= 0.8
     warnings = [line for line in out.splitlines() if "near chance" in line]
     assert len(warnings) == 1, out  # said once, not every epoch
     assert "validation accuracy has stayed near chance (0.33) for 3 epochs" in warnings[0]

@@ -26,19 +26,20 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERA
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
-def run_in_terminal(command: list[str], columns: int, interrupt_when: str | None = None,
-                    timeout: float = 240) -> tuple[int, str, str]:
-    """Run ``command`` with a pseudo-terminal of ``columns`` as stdout; SIGINT once ``interrupt_when`` shows.
+def run_in_terminal(command: list[str], columns: int, events: list[tuple[str, object]],
+                    timeout: float = 240) -> tuple[int, list[str], str]:
+    """Run ``command`` with a pseudo-terminal of ``columns`` as stdout.
 
-    Returns the exit code, the terminal output and stderr.
+    ``events``: ``(text, action)`` in order; once ``text`` has shown, ``action`` is done: an ``int``
+    resizes the terminal to that many columns, ``"SIGINT"`` interrupts. Returns the exit code, the
+    terminal output cut at each event, and stderr.
     """
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     process = subprocess.Popen(command, env=ENV, stdin=subprocess.DEVNULL, stdout=follower,
                                stderr=subprocess.PIPE, close_fds=True)
-    os.close(follower)
-    chunks: list[bytes] = []
-    deadline, interrupted = time.monotonic() + timeout, False
+    pending, parts, current = list(events), [], b""
+    deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             if select.select([leader], [], [], 0.5)[0]:
@@ -48,10 +49,15 @@ def run_in_terminal(command: list[str], columns: int, interrupt_when: str | None
                     break
                 if not chunk:
                     break
-                chunks.append(chunk)
-                if interrupt_when and not interrupted and interrupt_when in b"".join(chunks).decode(errors="replace"):
-                    process.send_signal(signal.SIGINT)
-                    interrupted = True
+                current += chunk
+                if pending and pending[0][0] in ESCAPE.sub("", current.decode(errors="replace")):
+                    _, action = pending.pop(0)
+                    parts.append(current.decode("utf-8", errors="replace"))
+                    current = b""
+                    if action == "SIGINT":
+                        process.send_signal(signal.SIGINT)
+                    else:
+                        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, action, 0, 0))
             elif process.poll() is not None:
                 break
     finally:
@@ -59,7 +65,9 @@ def run_in_terminal(command: list[str], columns: int, interrupt_when: str | None
             process.kill()
         stderr = process.communicate()[1].decode()
         os.close(leader)
-    return process.returncode, b"".join(chunks).decode("utf-8", errors="replace"), stderr
+        os.close(follower)  # kept open to resize the terminal; the loop ends when the process does
+    parts.append(current.decode("utf-8", errors="replace"))
+    return process.returncode, parts, stderr
 
 
 def screen_lines(output: str) -> list[str]:
@@ -67,40 +75,31 @@ def screen_lines(output: str) -> list[str]:
     return [line for line in re.split(r"[\r\n]+", ESCAPE.sub("", output)) if line.strip()]
 
 
-def train_command(run_dir: Path, epochs: int) -> list[str]:
-    return [sys.executable, "-m", "blockbuilder", "train", "lenet5", "--epochs", str(epochs), "--output",
-            str(run_dir), "--set", "train.augmentation=[]"]
-
-
-def test_live_display_fits_80_columns(tmp_path):
-    code, output, stderr = run_in_terminal(train_command(tmp_path / "run", 2), columns=80)
-    assert code == 0, stderr + output[-2000:]
-    assert "\x1b[" in output  # a live display redraws itself
-    lines = screen_lines(output)
-    assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
-    steps = [line for line in lines if re.search(r"^epoch 1/2 [━╺]+ step \d+/40 ", line)]
-    assert steps, lines
+def test_live_display_fits_80_columns_then_60_and_ctrl_c_prints_the_resume_command(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "blockbuilder", "train", "lenet5", "--epochs", "30", "--output", str(run_dir),
+               "--set", "train.augmentation=[]"]
+    # 30 epochs: the interrupt must land while training (an epoch takes 0.3 s on an idle machine)
+    code, parts, stderr = run_in_terminal(command, 80, [("epoch 2/30  ", 60), ("epoch 3/30  ", 60),
+                                                        ("epoch 4/30 ", "SIGINT")])
+    assert code == 130, stderr + "".join(parts)[-2000:]
+    assert "\x1b[" in parts[0]  # a live display redraws itself
+    wide, narrow = screen_lines(parts[0]), screen_lines("".join(parts[2:]))
+    assert max(len(line) for line in wide) <= 80, [line for line in wide if len(line) > 80]
+    assert max(len(line) for line in narrow) <= 60, [line for line in narrow if len(line) > 60]
+    steps = [line for line in wide if re.search(r"^epoch [12]/30 [━╺]+ step \d+/40 ", line)]
     assert any(re.search(r"step \d+/40 [\d,]+ img/s \d:\d\d:\d\d loss \d\.\d{4} acc \d\.\d{4}$", line)
                for line in steps), steps
-    finished = [line for line in lines if line.startswith("epoch 2/2  ")]
-    assert finished and re.match(r"epoch 2/2  loss \d\.\d{4}  acc \d\.\d{4}  val_loss \d\.\d{4}  val_acc \d\.\d{4}",
+    finished = [line for line in wide if line.startswith("epoch 1/30  ")]
+    assert finished and re.match(r"epoch 1/30  loss \d\.\d{4}  acc \d\.\d{4}  val_loss \d\.\d{4}  val_acc \d\.\d{4}",
                                  finished[0]), finished
-    assert any("test metrics (360 images)" in line for line in lines)
-
-
-def test_at_60_columns_it_drops_fields_and_ctrl_c_prints_the_resume_command(tmp_path):
-    run_dir = tmp_path / "run"
-    code, output, stderr = run_in_terminal(train_command(run_dir, 5), columns=60, interrupt_when="epoch 2/5 ")
-    assert code == 130, stderr + output[-2000:]
-    lines = screen_lines(output)
-    assert max(len(line) for line in lines) <= 60, [line for line in lines if len(line) > 60]
-    finished = [line for line in lines if line.startswith("epoch 1/5  ")]
-    assert finished and "acc" in finished[0] and "val_acc" in finished[0], lines
-    assert any(re.search(r"^epoch 2/5 [━╺]+ step \d+/40", line) for line in lines), lines
+    finished = [line for line in screen_lines(parts[1]) if line.startswith("epoch 3/30  ")]  # printed at 60
+    assert finished and len(finished[0]) <= 60 and "acc" in finished[0] and "val_acc" in finished[0], finished
+    assert any(re.search(r"^epoch 4/30 [━╺]+ step \d+/40 .*loss \d\.\d{4}", line) for line in narrow), narrow
     assert "Traceback" not in stderr
-    resume = f"blockbuilder train lenet5 --set 'train.augmentation=[]' --epochs 5 --output {run_dir} --resume"
+    resume = f"blockbuilder train lenet5 --set 'train.augmentation=[]' --epochs 30 --output {run_dir} --resume"
     assert resume in stderr, stderr
-    assert (run_dir / "checkpoint" / "epoch-0001").is_dir()
+    assert (run_dir / "checkpoint" / "epoch-0003").is_dir()
 
 
 @pytest.mark.parametrize("width, expected", [
