@@ -480,3 +480,15 @@ def test_a_weights_error_during_training_is_one_line(digits, pretrained, tmp_pat
     with pytest.raises(CommandError, match=r"\(strict\): head.dense1 was not loaded: not in the file"):
         blockbuilder.train(path, output=tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_the_schema_for_editors_knows_the_transfer_keys(cli):
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    code, out, _ = cli("schema")
+    schema = json.loads(out)
+    jsonschema.validate(yaml.safe_load((REPO / "examples" / "finetune_resnet50.yaml").read_text()), schema)
+    jsonschema.validate(yaml.safe_load(FINETUNE), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"extends": "resnet50", "weights": {"sorce": "imagenet"}}, schema)

@@ -59,6 +59,7 @@ def json_schema() -> dict[str, Any]:
         "network": {"type": "array", "items": {"$ref": "#/$defs/block"}},
         "train": _train_schema(defs),
         "meta": {"type": "object"},
+        **_transfer_schema(),
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -68,6 +69,24 @@ def json_schema() -> dict[str, Any]:
         "anyOf": [{"required": ["input", "network"]}, {"required": ["extends"]}],
         "additionalProperties": False,
         "$defs": defs,
+    }
+
+
+def _transfer_schema() -> dict[str, Any]:
+    """``weights:``, ``freeze:`` and ``head:`` (docs/transfer.md)."""
+    names = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    return {
+        "weights": {"anyOf": [{"type": "string", "description": "imagenet, a weights file or a run directory"},
+                              {"type": "object", "required": ["source"], "additionalProperties": False,
+                               "properties": {"source": {"type": "string"}, "strict": {"type": "boolean"}}}]},
+        "freeze": {"anyOf": [names, {"type": ["boolean", "null"]},
+                             {"type": "object", "properties": {"all_but": names}, "required": ["all_but"],
+                              "additionalProperties": False}],
+                   "description": "all, none, backbone, block paths or globs, or {all_but: [...]}"},
+        "head": {"anyOf": [{"$ref": "#/$defs/blocks"},
+                           {"type": "object", "required": ["body"], "additionalProperties": False,
+                            "properties": {"after": {"type": "string"}, "body": {"$ref": "#/$defs/blocks"}}}],
+                 "description": "blocks that replace the ones after the backbone (or after 'after')"},
     }
 
 
