@@ -388,6 +388,21 @@ def test_phases_freeze_then_unfreeze_with_a_phase_column_and_marked_curves(finet
     assert run.metrics["test"]["accuracy"] > 0.85
 
 
+def test_the_curves_mark_where_a_phase_starts(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from blockbuilder.training.outputs import plot_curves
+
+    marked: list[float] = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "axvline", lambda self, x, **kwargs: marked.append(x))
+    history = [{"epoch": e, "phase": p, "loss": 1.0 / e, "accuracy": 0.5} for e, p in ((1, 1), (2, 1), (3, 2), (4, 3))]
+    plot_curves(tmp_path / "curves.png", history)
+    assert marked == [2.5, 3.5, 2.5, 3.5]  # loss and accuracy: before epochs 3 and 4
+    marked.clear()
+    plot_curves(tmp_path / "plain.png", [{k: v for k, v in row.items() if k != "phase"} for row in history])
+    assert marked == []
+
+
 def test_resume_works_inside_any_phase(digits, finetuned):
     """Stopped at the end of phase 1, then inside phase 2, then finished: the weights of the uninterrupted run."""
     from blockbuilder.training.weights import weights_sha256
@@ -413,7 +428,7 @@ def test_resume_works_inside_any_phase(digits, finetuned):
 # -- a fine-tuned run is a run like any other --------------------------------------------------------
 
 
-def test_a_finetuned_run_exports_predicts_draws_features_and_embeds(cli, digits, finetuned, tmp_path):
+def test_a_finetuned_run_exports_predicts_draws_features_explores_and_embeds(cli, digits, finetuned, tmp_path):
     run_dir = finetuned.run.run_dir
     code, out, err = cli("export", str(run_dir), "--format", "keras", "-o", str(tmp_path / "digits59.keras"))
     assert code == 0, err
@@ -423,6 +438,12 @@ def test_a_finetuned_run_exports_predicts_draws_features_and_embeds(cli, digits,
     code, out, err = cli("features", str(run_dir), "--image", str(digits.pngs[0]), "-o", str(tmp_path / "f.png"))
     assert code == 0, err
     assert "conv1, max_pool1, conv2, max_pool2" in out
+
+    from blockbuilder.serving.explore import Explorer
+    from blockbuilder.serving.export import load_source
+
+    page = Explorer(load_source(run_dir)).answer(digits.pngs[0].read_bytes())
+    assert len(page["classes"]) == 5 and "head.dense2" in [layer["name"] for layer in page["layers"]]
 
     code, out, err = cli("embed", str(run_dir), *map(str, digits.pngs), "--block", "conv2", "-o",
                          str(tmp_path / "conv2.npy"))
