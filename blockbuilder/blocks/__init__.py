@@ -4,10 +4,6 @@ Adding a built-in block type is adding its module here and one import line below
 registers its own with :func:`register_block` from its own module.
 """
 
-from blockbuilder.blocks.registry import (
-    Block, BlockSpec, Chain, Children, DepthOf, Field, Node, Shape, Site, block_names, get_block, register_block,
-)
-
 # Built-in block types (each module registers its type on import).
 from blockbuilder.blocks import activation as _activation  # noqa: E402,F401,I001
 from blockbuilder.blocks import batchnorm as _batchnorm  # noqa: E402,F401
@@ -29,6 +25,20 @@ from blockbuilder.blocks import repeat as _repeat  # noqa: E402,F401
 from blockbuilder.blocks import residual as _residual  # noqa: E402,F401
 from blockbuilder.blocks import sequence as _sequence  # noqa: E402,F401
 from blockbuilder.blocks import zero_pad as _zero_pad  # noqa: E402,F401
+from blockbuilder.blocks.registry import (
+    Block,
+    BlockSpec,
+    Chain,
+    Children,
+    DepthOf,
+    Field,
+    Node,
+    Shape,
+    Site,
+    block_names,
+    get_block,
+    register_block,
+)
 
 __all__ = [
     "Block", "BlockSpec", "Chain", "Children", "DepthOf", "Field", "Node", "Shape", "Site", "block_names",
