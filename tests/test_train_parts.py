@@ -124,10 +124,10 @@ def _train(tmp_path, name, **train):
 
 
 def test_same_seed_same_metrics(tmp_path):
-    first = _train(tmp_path, "a", epochs=2, batch_size=64, seed=3)
-    second = _train(tmp_path, "b", epochs=2, batch_size=64, seed=3)
+    first = _train(tmp_path, "a", epochs=1, batch_size=64, seed=3)
+    second = _train(tmp_path, "b", epochs=1, batch_size=64, seed=3)
     assert first["test"] == second["test"]
-    other = _train(tmp_path, "c", epochs=2, batch_size=64, seed=4)
+    other = _train(tmp_path, "c", epochs=1, batch_size=64, seed=4)
     assert other["test"] != first["test"]
 
 

@@ -240,8 +240,7 @@ def test_kill_9_at_any_instant_then_resume_gives_the_weights_of_an_uninterrupted
     commit (epoch directory written, not yet renamed) and just after it (renamed, older epoch not removed)."""
     arch = tmp_path / "resume_net.yaml"
     arch.write_text(RESUME_NET)
-    reference = train_process(str(arch), "--output", str(tmp_path / "reference"))
-    assert reference.returncode == 0, reference.stderr
+    reference = blockbuilder.train(arch, output=tmp_path / "reference")  # uninterrupted, in this process
     run = tmp_path / "killed"
     for point, committed in (("batch:2", ["epoch-0001"]), ("written:2", ["epoch-0001"]),
                              ("renamed:2", ["epoch-0001", "epoch-0002"])):
@@ -252,7 +251,7 @@ def test_kill_9_at_any_instant_then_resume_gives_the_weights_of_an_uninterrupted
     resumed = train_process(str(arch), "--output", str(run), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after epoch 2" in resumed.stdout
-    expected, got = (json.loads((path / "metrics.json").read_text()) for path in (tmp_path / "reference", run))
+    expected, got = reference.metrics, json.loads((run / "metrics.json").read_text())
     assert got["weights_sha256"] == expected["weights_sha256"]
     assert got["test"] == expected["test"] and got["epochs_completed"] == 3
     assert [row["epoch"] for row in got_history(run)] == [1, 2, 3]
