@@ -145,15 +145,23 @@ def _settings_changes(run_dir: Path, architecture: Any) -> list[str]:
         return []
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise TrainError(f"cannot resume: {resolved} is not readable ({str(error).splitlines()[0]})") from None
-    new = yaml.safe_load(architecture.to_yaml())
-    old_train = old.get("train", {}) if isinstance(old, dict) else {}
-    new_train = new.get("train", {}) if isinstance(new, dict) else {}
-    # Compare the effective train: section, so that writing a default out is no change.
-    old_spec = TrainSpec.model_validate(old_train or {}).model_dump(mode="json") if isinstance(old_train, dict) else {}
-    new_spec = TrainSpec.model_validate(new_train or {}).model_dump(mode="json")
-    model_old = {k: v for k, v in (old or {}).items() if k != "train"}
-    model_new = {k: v for k, v in (new or {}).items() if k != "train"}
-    return _plain_differences(model_old, model_new) + _plain_differences(old_spec, new_spec, "train")
+    old = old if isinstance(old, dict) else {}
+    new = yaml.safe_load(architecture.to_yaml()) or {}
+    model_old = {k: v for k, v in old.items() if k != "train"}
+    model_new = {k: v for k, v in new.items() if k != "train"}
+    return _plain_differences(model_old, model_new) + _train_differences(old.get("train"), new.get("train"))
+
+
+def _train_differences(old: Any, new: Any) -> list[str]:
+    """The effective ``train:`` settings that differ (writing a default out is no change)."""
+    from pydantic import ValidationError
+
+    try:  # sections with ${expressions} do not validate as written: compare them as written
+        old_spec = TrainSpec.model_validate(old or {}).model_dump(mode="json")
+        new_spec = TrainSpec.model_validate(new or {}).model_dump(mode="json")
+    except ValidationError:
+        return _plain_differences(old or {}, new or {}, "train")
+    return _plain_differences(old_spec, new_spec, "train")
 
 
 def plan(architecture: Any, options: TrainOptions) -> Plan:
