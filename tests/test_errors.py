@@ -173,10 +173,10 @@ def test_hostile_files_fail_fast(write, tmp_path, name, text, expected):
     path = tmp_path / "arch.yaml"
     path.write_bytes(text.encode("utf-8", "surrogateescape") if "\xff" not in text else
                      b"\x00\x01\x02\xff\xfe garbage")
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: wall time on a shared machine measures the neighbours
     with pytest.raises(SpecError) as caught:
         blockbuilder.load(path)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert expected in str(caught.value)
     assert str(caught.value).startswith(str(path) + ":")
     assert elapsed < 1.0, f"{name} took {elapsed:.2f} s"
