@@ -5,10 +5,9 @@ A leaf module (it imports nothing from blockbuilder), so every command can use i
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from typing import Any
+from typing import Any, Literal
 
 
 def console() -> Any:
@@ -18,7 +17,7 @@ def console() -> Any:
     return Console(width=None if sys.stdout.isatty() else 140)
 
 
-def import_keras_quietly(module: str = "keras") -> None:
+def import_keras_quietly(module: Literal["keras", "tensorflow"] = "keras") -> None:
     """Import Keras (or ``module``: ``tensorflow``) with TensorFlow's C++ start-up chatter on stderr silenced."""
     if module in sys.modules:
         return
@@ -28,7 +27,10 @@ def import_keras_quietly(module: str = "keras") -> None:
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            importlib.import_module(module)
+            if module == "tensorflow":
+                import tensorflow  # noqa: F401
+            else:
+                import keras  # noqa: F401
     finally:
         os.dup2(saved, 2)
         os.close(saved)
