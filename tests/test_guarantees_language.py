@@ -206,3 +206,14 @@ def test_the_limit_flag_raises_a_budget_on_purpose(cli, write):
     assert "5,400,180,000 params" in out
     code, out, err = cli("validate", path, "--limit", "parms=6e9")
     assert code == 2 and "unknown budget 'parms' (did you mean 'params'?)" in err
+
+
+def test_resolve_shows_a_document_that_fails_validation_then_the_error(cli, write):
+    base = write("input: [8, 8, 1]\nnetwork:\n  - conv: 4\n", "base.yaml")
+    child = write("extends: base.yaml\nnetwork:\n  - conv: {filters: -3}\n")
+    code, out, err = cli("resolve", child)
+    assert code == 1
+    assert out == "input: [8, 8, 1]\nnetwork:\n- conv: {filters: -3}\n"
+    assert err == f"{child}:3:21: network[0].conv.filters: expected a positive integer, got -3\n"
+    code, out, err = cli("resolve", base, "--set", "classes=3")
+    assert (code, err) == (0, "") and out.startswith("input: [8, 8, 1]\nnetwork:")

@@ -43,7 +43,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    _out(args.architecture.to_yaml().rstrip())
+    """The merged document, also when it does not validate: then the error follows it (exit 1)."""
+    from blockbuilder.language.architecture import resolve_report
+
+    text, error = resolve_report(args.arch, args.overrides)
+    _out(text.rstrip())
+    if error is not None:
+        sys.stderr.write(f"{error}\n")
+        return EXIT_BAD_FILE
     return EXIT_OK
 
 
@@ -133,8 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("validate", "check an architecture file without building it (no TensorFlow)", cmd_validate,
             needs_keras=False)
-    command("resolve", "print the resolved document (extends merged, --set applied)", cmd_resolve,
-            needs_keras=False)
+    resolve = command("resolve", "print the resolved document (extends merged, --set applied), even one that "
+                      "does not validate", cmd_resolve, takes_arch=False, needs_keras=False)
+    _add_arch(resolve)
     summary = command("summary", "print depth, parameters, MACs and the block hierarchy", cmd_summary,
                       check=weights.check)
     weights.add_argument(summary)
