@@ -153,3 +153,10 @@ def test_every_block_type_agrees_with_keras(name: str) -> None:
 
     check()
     assert COUNTED.get(name, 0) >= 1, f"no valid example of '{name}' was generated"
+
+
+def test_a_strided_one_by_one_inverted_residual_on_an_even_input_builds() -> None:
+    """Found by the generated test: keras.applications' correct_pad gives -1 for a 1x1 kernel."""
+    arch = blockbuilder.loads("input: [6, 6, 2]\nnetwork:\n  - inverted_residual: {filters: 3, kernel: 1, stride: 2}\n")
+    model = blockbuilder.build(arch)
+    assert tuple(model.output.shape[1:]) == arch.output_shape == (3, 3, 3)

@@ -53,9 +53,12 @@ class InvertedResidualSpec(BlockSpec):
 
 
 def correct_pad(shape: Shape, kernel: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """keras.applications' ``imagenet_utils.correct_pad``: one pixel less at the top/left of an even side."""
+    """keras.applications' ``imagenet_utils.correct_pad``: one pixel less at the top/left of an even side.
+
+    A 1×1 kernel needs no padding (keras.applications' formula would ask for -1 there).
+    """
     half = kernel // 2
-    return (half - (1 - shape[0] % 2), half), (half - (1 - shape[1] % 2), half)
+    return (max(0, half - (1 - shape[0] % 2)), half), (max(0, half - (1 - shape[1] % 2)), half)
 
 
 def _parts(spec: InvertedResidualSpec, shape: Shape, site: Site) -> tuple[int, Shape, Shape]:
