@@ -22,7 +22,8 @@ from blockbuilder.training.progress import fit_fields
 
 REPO = Path(__file__).resolve().parents[1]
 # pytest-xdist workers carry COLUMNS/LINES, which would pin rich's width: the terminal alone must decide it.
-ENV = {**{k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow",
+OWN_SIZE = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+ENV = {**OWN_SIZE, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow",
        "TERM": "xterm-256color"}
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 

@@ -57,6 +57,18 @@ def keras_padding(padding: Any) -> str:
     return padding if isinstance(padding, str) else "valid"
 
 
+def apply_window(node: Node[Any], x: Any, layer: Any, ctx: BuildContext) -> Any:
+    """A conv-like ``layer`` with the node's explicit padding, and its norm and activation after it
+    (``order: post``) or before it (``order: pre``, pre-activation)."""
+    spec = node.spec
+    if spec.order == "pre":
+        x = apply_activation(node, apply_norm(node, x, spec.norm, ctx), spec.activation, ctx)
+    x = layer(explicit_pad(node, x, spec.padding, ctx))
+    if spec.order == "post":
+        x = apply_activation(node, apply_norm(node, x, spec.norm, ctx), spec.activation, ctx)
+    return x
+
+
 @register_block("conv")
 class Conv(Block[ConvSpec]):
     """A 2-D convolution; ``norm`` and ``activation`` follow it (``order: pre`` puts them first)."""
@@ -94,17 +106,12 @@ class Conv(Block[ConvSpec]):
 
     def build(self, node: Node[ConvSpec], x: Any, ctx: BuildContext) -> Any:
         spec = node.spec
-        if spec.order == "pre":
-            x = apply_activation(node, apply_norm(node, x, spec.norm, ctx), spec.activation, ctx)
-        x = explicit_pad(node, x, spec.padding, ctx)
-        x = ctx.layers.Conv2D(
+        layer = ctx.layers.Conv2D(
             spec.filters, pair(spec.kernel), strides=pair(spec.stride), padding=keras_padding(spec.padding),
             dilation_rate=pair(spec.dilation), groups=spec.groups, use_bias=spec.use_bias,
             kernel_initializer=spec.kernel_initializer, name=node.path,
-        )(x)
-        if spec.order == "post":
-            x = apply_activation(node, apply_norm(node, x, spec.norm, ctx), spec.activation, ctx)
-        return x
+        )
+        return apply_window(node, x, layer, ctx)
 
     def describe(self, node: Node[ConvSpec]) -> str:
         spec = node.spec

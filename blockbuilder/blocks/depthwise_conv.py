@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field as Bounded
 
-from blockbuilder.blocks.activation import ActivationName, apply_activation
-from blockbuilder.blocks.batchnorm import Norm, apply_norm, norm_params, norm_spec
-from blockbuilder.blocks.conv import explicit_pad, keras_padding
+from blockbuilder.blocks.activation import ActivationName
+from blockbuilder.blocks.batchnorm import Norm, norm_params, norm_spec
+from blockbuilder.blocks.conv import apply_window, keras_padding
 from blockbuilder.blocks.geometry import Padding, Size, pair, size_text, spatial_output, stride_text, window_field
 from blockbuilder.blocks.registry import Block, BlockSpec, Field, Node, Shape, Site, register_block
 
@@ -61,17 +61,12 @@ class DepthwiseConv(Block[DepthwiseConvSpec]):
 
     def build(self, node: Node[DepthwiseConvSpec], x: Any, ctx: BuildContext) -> Any:
         spec = node.spec
-        if spec.order == "pre":
-            x = apply_activation(node, apply_norm(node, x, spec.norm, ctx), spec.activation, ctx)
-        x = explicit_pad(node, x, spec.padding, ctx)
-        x = ctx.layers.DepthwiseConv2D(
+        layer = ctx.layers.DepthwiseConv2D(
             pair(spec.kernel), strides=pair(spec.stride), padding=keras_padding(spec.padding),
             depth_multiplier=spec.depth_multiplier, dilation_rate=pair(spec.dilation),
             use_bias=spec.use_bias, name=node.path,
-        )(x)
-        if spec.order == "post":
-            x = apply_activation(node, apply_norm(node, x, spec.norm, ctx), spec.activation, ctx)
-        return x
+        )
+        return apply_window(node, x, layer, ctx)
 
     def describe(self, node: Node[DepthwiseConvSpec]) -> str:
         return f"depthwise {size_text(node.spec.kernel)}{stride_text(node.spec.stride)}"

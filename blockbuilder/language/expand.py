@@ -33,6 +33,7 @@ from blockbuilder.errors import Location, SpecError, did_you_mean, shown
 from blockbuilder.language.document import Map, Seq, loc_of
 from blockbuilder.language.expressions import ExprError, evaluate
 from blockbuilder.language.pydantic_errors import spec_error
+from blockbuilder.language.resolve import plain
 from blockbuilder.language.user_blocks import UserBlock, user_blocks
 
 MAX_BLOCKS = 20_000
@@ -263,7 +264,7 @@ class Expander:
             return Entry(self._known_type(item, where, doc_path), Map(loc=where), None, where, doc_path, where)
         if not isinstance(item, Map) or not item:
             raise SpecError(f"expected a block (a name, or a mapping like {{conv: {{filters: 32}}}}), "
-                            f"got {shown(_plain(item))}", where, doc_path)
+                            f"got {shown(plain(item))}", where, doc_path)
         keys = [key for key in item if key != "name"]
         types = [key for key in keys if self._is_type(key)]
         if len(types) != 1:
@@ -391,7 +392,7 @@ class Expander:
         elif block is not None and block.scalar_key and not isinstance(value, Seq):
             key = block.scalar_key
         if key is None:
-            raise SpecError(f"the arguments of '{block_type}' are a mapping, got {shown(_plain(value))}",
+            raise SpecError(f"the arguments of '{block_type}' are a mapping, got {shown(plain(value))}",
                             where, f"{doc_path}.{block_type}")
         args = Map({key: value}, loc=where)
         args.locs[key] = where
@@ -414,7 +415,7 @@ class Expander:
                 [f"{doc_path}[{i}]" for i in range(len(raw))]
         if isinstance(raw, (Map, str)):
             return [raw], [getattr(raw, "loc", None) or owner.loc], [doc_path]
-        raise SpecError(f"expected a list of blocks, got {shown(_plain(raw))}", owner.loc, doc_path)
+        raise SpecError(f"expected a list of blocks, got {shown(plain(raw))}", owner.loc, doc_path)
 
 
 @dataclass(frozen=True)
@@ -493,15 +494,7 @@ def _used_at(exc: SpecError, name: str, where: Location | None) -> SpecError:
 
 
 def _plain_top(values: Map) -> dict[str, Any]:
-    return {key: _plain(value) for key, value in values.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Map):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, Seq):
-        return [_plain(v) for v in value]
-    return value
+    return {key: plain(value) for key, value in values.items()}
 
 
 def _join(parent: str, name: str) -> str:

@@ -12,8 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from blockbuilder.language.document import Map, Seq, load_file, load_text, loc_of
 from blockbuilder.errors import Location, SpecError, UsageError, did_you_mean
+from blockbuilder.language.document import Map, Seq, load_file, load_text, loc_of
 
 TOP_LEVEL_KEYS = ("name", "description", "extends", "input", "input_name", "classes", "variables",
                   "defaults", "blocks", "network", "train", "meta", "search", "weights", "freeze", "head")

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PositiveFloat, P
 
 from blockbuilder.errors import Location, SpecError, UsageError, did_you_mean, shown
 from blockbuilder.language.document import Map, Seq, load_text
+from blockbuilder.language.resolve import plain
 from blockbuilder.search.budgets import Budget, Figures, measure
 from blockbuilder.text import human
 
@@ -369,7 +370,7 @@ def _dimension(space: Map, key: Any, document: Map) -> Dimension:
 def _checked_dimension(kind: str, parsed: Any, spec: Map, key: str, path: str,
                        where: Location | None) -> Dimension:
     if isinstance(parsed, _Choice):
-        texts = [value_text(_plain(v)) for v in parsed.choice]
+        texts = [value_text(plain(v)) for v in parsed.choice]
         duplicate = next((t for i, t in enumerate(texts) if t in texts[:i]), None)
         if duplicate is not None:
             items = spec["choice"]
@@ -395,14 +396,6 @@ def _checked_dimension(kind: str, parsed: Any, spec: Map, key: str, path: str,
 def _whole(width: float, step: float) -> bool:
     count = width / step
     return abs(count - round(count)) <= 1e-9 * max(1.0, abs(count))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _spec_error(exc: ValidationError, raw: Map, base: str, where: Location | None,
@@ -449,7 +442,7 @@ def _message(error: dict[str, Any], model: type[BaseModel], steps: list[Any]) ->
     if kind in ("bool_type", "bool_parsing"):
         return f"expected true or false, got {shown(value)}"
     if kind in ("tuple_type", "too_short", "too_long") and key in ("int", "float"):
-        return f"expected [low, high], got {shown(_plain(value))}"
+        return f"expected [low, high], got {shown(plain(value))}"
     if kind == "too_short" and key == "choice":
         return "a choice needs at least one value"
     if kind in ("list_type", "too_short") and key == "choice":
@@ -457,11 +450,11 @@ def _message(error: dict[str, Any], model: type[BaseModel], steps: list[Any]) ->
     if kind in ("greater_than", "greater_than_equal"):
         return f"expected a number above 0, got {shown(value)}"
     if kind == "string_type" or (kind == "list_type" and key == "objective"):
-        return f"expected a name or a list of names, got {shown(_plain(value))}"
+        return f"expected a name or a list of names, got {shown(plain(value))}"
     if kind in ("dict_type", "model_type"):
-        return f"expected a mapping, got {shown(_plain(value))}"
+        return f"expected a mapping, got {shown(plain(value))}"
     message = str(error["msg"])
-    return f"{message[0].lower()}{message[1:]}, got {shown(_plain(value))}"
+    return f"{message[0].lower()}{message[1:]}, got {shown(plain(value))}"
 
 
 def _model_at(model: type[BaseModel], steps: list[Any]) -> type[BaseModel]:

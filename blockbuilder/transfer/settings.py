@@ -28,6 +28,7 @@ from typing import Any
 from blockbuilder.blocks import Node
 from blockbuilder.errors import Location, SpecError, did_you_mean, shown
 from blockbuilder.language.document import Map, Seq
+from blockbuilder.language.resolve import plain
 
 __all__ = ["HEAD", "IMAGENET", "Freeze", "Weights", "backbone", "head_network", "read_freeze", "read_settings",
            "read_weights"]
@@ -149,7 +150,7 @@ def read_freeze(value: Any, root: Node[Any], where: Location | None, doc_path: s
     patterns = [value] if isinstance(value, str) else value
     if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
         raise SpecError(f"expected all, none, backbone, block paths or globs (a list), or {{all_but: [...]}}, "
-                        f"got {shown(_plain(value))}", where, doc_path)
+                        f"got {shown(plain(value))}", where, doc_path)
     blocks: set[str] = set()
     for index, pattern in enumerate(patterns):
         here = value.loc_of(index) if isinstance(value, Seq) else where
@@ -274,9 +275,3 @@ def _located(written: Any, key: str, fallback: Any) -> Any:
     return written[key] if isinstance(written, Map) and key in written else fallback
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
