@@ -310,7 +310,7 @@ def test_budget_nothing_fits_from_flags_is_a_usage_error(write):
 
 def fake_trainer(architecture, run_dir, epochs, on_epoch):
     """Writes a run directory and reports a validation accuracy that grows with the filters."""
-    from blockbuilder.search.study import TrialOutcome
+    from blockbuilder.search.trainer import TrialOutcome
 
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.json").write_text("{}")

@@ -52,7 +52,8 @@ def check(args: argparse.Namespace) -> None:
     from blockbuilder.errors import SpecError, UsageError
     from blockbuilder.search.report import Progress
     from blockbuilder.search.space import check_capacity, check_family, explore_family, parse_space
-    from blockbuilder.search.study import Search, SearchOptions, train_with_blockbuilder
+    from blockbuilder.search.study import Search, SearchOptions
+    from blockbuilder.search.trainer import train_with_blockbuilder
 
     arch = args.architecture
     if "search" not in arch.document:

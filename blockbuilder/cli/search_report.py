@@ -25,7 +25,8 @@ def check(args: argparse.Namespace) -> None:
     """Find the search and its storage before anything is drawn."""
     from pathlib import Path
 
-    from blockbuilder.search.study import open_study, read_search_file, report_storage_url
+    from blockbuilder.search.directory import read_search_file
+    from blockbuilder.search.storage import open_study, report_storage_url
 
     args.directory = Path(args.directory)
     args.record = read_search_file(args.directory)

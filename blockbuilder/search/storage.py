@@ -1,0 +1,171 @@
+"""Where a study lives, and the study itself: the storage URL, opening it, creating or continuing the study.
+
+The default storage is the SQLite file ``DIR/study.db``; workers on several machines share a database
+(``postgresql://``, ``mysql://``) or a journal file on a shared file system (``journal:PATH``). A URL
+that does not parse, a missing driver and an unreachable database are each one line; a password is
+never shown. A study remembers the space it searches, and refuses to continue over another one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from blockbuilder.errors import CommandError, UsageError
+from blockbuilder.search.space import Space
+
+__all__ = ["STUDY_FILE", "open_storage", "open_study", "report_storage_url", "shown_url", "storage_url"]
+
+STUDY_FILE = "study.db"
+
+
+def storage_url(storage: str | None, output: Path) -> str:
+    """The storage URL: the given one, or the SQLite file in the search directory."""
+    return storage if storage else f"sqlite:///{(output / STUDY_FILE).resolve()}"
+
+
+def shown_url(url: str) -> str:
+    """``url`` with any password hidden (for messages and ``search.json``)."""
+    if url.startswith("journal:"):
+        return url
+    try:
+        from sqlalchemy.engine import make_url
+
+        return str(make_url(url).render_as_string(hide_password=True))
+    except Exception:  # noqa: BLE001 - a URL that does not parse is shown as the user wrote it
+        return url
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna storage for ``url`` (``sqlite:///``, ``postgresql://``, ``mysql://`` ... or ``journal:PATH``).
+
+    Raises:
+        UsageError: the URL is not one Optuna knows.
+        CommandError: the database cannot be reached or opened, or its driver is not installed.
+    """
+    import optuna
+
+    shown = shown_url(url)
+    if url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:"))
+        if not str(path) or str(path) == ".":
+            raise UsageError(f"--storage {url}: expected journal:PATH, a log file on a shared file system")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            backend = optuna.storages.journal.JournalFileBackend(str(path))
+            return optuna.storages.JournalStorage(backend)
+        except OSError as exc:
+            raise CommandError(f"cannot open the storage {shown}: {exc.strerror or exc}") from None
+    import sqlalchemy.exc
+
+    scheme = url.partition("://")[0]
+    if not scheme or "://" not in url:
+        raise UsageError(f"--storage {url}: expected a database URL (sqlite:///FILE, postgresql://HOST/DB, "
+                         "mysql://HOST/DB) or journal:PATH")
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url).get_dialect()
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise UsageError(f"--storage {shown}: unknown kind of database '{scheme}' (sqlite, postgresql, "
+                         "mysql, or journal:PATH)") from None
+    except sqlalchemy.exc.ArgumentError as exc:
+        raise UsageError(f"--storage {shown}: {_first_line(exc)}") from None
+    try:
+        return _rdb_storage(url, scheme)
+    except ImportError:
+        driver = "'psycopg[binary]'" if scheme.startswith("postgres") else "PyMySQL" if "mysql" in scheme else scheme
+        raise CommandError(f"the storage {shown} needs the database driver of '{scheme}' "
+                           f"(e.g. pip install {driver})") from None
+    except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
+        raise CommandError(f"cannot open the storage {shown}: {_first_line(exc)}") from None
+
+
+def _rdb_storage(url: str, scheme: str, attempts: int = 5) -> Any:
+    """``RDBStorage(url)``; workers that start together on a new database race to create its tables."""
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_arguments(scheme))
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError,
+                sqlalchemy.exc.ProgrammingError) as exc:
+            text = str(exc).lower()
+            racing = any(words in text for words in ("already exists", "unique", "duplicate"))
+            if not racing or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))  # the other worker created them: open what it made
+    raise AssertionError("unreachable")
+
+
+def _engine_arguments(scheme: str) -> dict[str, Any]:
+    if scheme.startswith("sqlite"):
+        return {"connect_args": {"timeout": 120}}  # workers on one file take turns writing
+    if scheme.startswith(("postgresql", "mysql")):
+        return {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    return {}
+
+
+def _first_line(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def open_study(url: str, name: str, space: Space | None) -> Any:
+    """Create or continue the study ``name`` of ``space`` (``None``: open an existing one to report on it).
+
+    Raises:
+        CommandError: the storage cannot be opened, has no such study (``space`` ``None``), or holds a
+            study of that name over another space.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(url)
+    try:
+        if space is None:
+            return optuna.load_study(storage=storage, study_name=name)
+        directions = ["maximize"] + ["minimize"] * (len(space.objectives) - 1)
+        study = optuna.create_study(storage=storage, study_name=name, directions=directions, load_if_exists=True)
+    except KeyError:
+        raise CommandError(f"the storage {shown_url(url)} has no study '{name}'") from None
+    except ValueError as exc:
+        raise CommandError(f"the study '{name}' in {shown_url(url)} cannot be continued: {exc}") from None
+    fingerprint = space.fingerprint()
+    stored = study.user_attrs.get("search")
+    if stored is None:
+        study.set_user_attr("search", fingerprint)
+    elif stored != fingerprint:
+        raise CommandError(
+            f"the study '{name}' in {shown_url(url)} searches another space ({_difference(stored, fingerprint)}); "
+            "use another --output or --storage for a new search")
+    return study
+
+
+def _difference(stored: dict[str, Any], current: dict[str, Any]) -> str:
+    if stored.get("objectives") != current["objectives"]:
+        return f"objectives {stored.get('objectives')} here, {current['objectives']} in the file"
+    old, new = stored.get("space", {}), current["space"]
+    for path in sorted(set(old) | set(new)):
+        if old.get(path) != new.get(path):
+            return f"{path}: {old.get(path, 'not searched')} there, {new.get(path, 'not searched')} in the file"
+    return "it differs"
+
+
+def report_storage_url(output: Path, record: dict[str, Any], storage: str | None) -> str:
+    """The storage of the search in ``output``: ``storage`` when given, else the one it recorded.
+
+    Raises:
+        UsageError: the recorded URL had a password (never written down): ``--storage`` must give it.
+    """
+    if storage:
+        return storage
+    recorded = str(record.get("storage", STUDY_FILE))
+    if recorded == STUDY_FILE:
+        return storage_url(None, output)
+    if "***" in recorded:
+        raise UsageError(f"the search used {recorded}: give --storage with its password")
+    return recorded
