@@ -15,7 +15,10 @@ from blockbuilder.errors import SpecError, UsageError
 from blockbuilder.language.document import load_text
 from blockbuilder.language.resolve import plain
 from blockbuilder.search.budgets import Budget, Figures
-from blockbuilder.search.space import check_family, describe_space, explore_family, parse_space, value_text
+from blockbuilder.search.describe import describe_space
+from blockbuilder.search.family import check_family, explore_family
+from blockbuilder.search.section import parse_space
+from blockbuilder.search.space import value_text
 from conftest import run_process
 
 FAMILY = """

@@ -50,8 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def check(args: argparse.Namespace) -> None:
     """Check the section, the family, the budget, the directory and the storage; open the study."""
     from blockbuilder.errors import SpecError, UsageError
+    from blockbuilder.search.family import check_capacity, check_family, explore_family
     from blockbuilder.search.report import Progress
-    from blockbuilder.search.space import check_capacity, check_family, explore_family, parse_space
+    from blockbuilder.search.section import parse_space
     from blockbuilder.search.study import Search, SearchOptions
     from blockbuilder.search.trainer import train_with_blockbuilder
 

@@ -1,13 +1,19 @@
 """Architecture search declared in the architecture file, run on Optuna.
 
-The pipeline, one module per step (only :mod:`study` imports Optuna, and only the training of a trial
-imports TensorFlow)::
+The pipeline, one module per step (only the study's modules import Optuna, and only the training of a
+trial imports TensorFlow)::
 
-    space    the ``search:`` section -> a checked :class:`~blockbuilder.search.space.Space`
-             (what varies, the objective, sampler, pruner, budget); ``describe_space`` for ``validate``
-    budgets  parameters, MACs and activation memory of a family member, and the budget check
-    study    the Optuna study: storage, workers, trials, resume after a kill
-    report   trials.csv, best.yaml, pareto.png and the live progress
+    space      what a checked section holds: :class:`~blockbuilder.search.space.Dimension`, ``Space``
+    section    the ``search:`` section -> a ``Space`` (what varies, the objective, sampler, pruner,
+               budget), each mistake at its line; ``paths`` checks where each searched value goes
+    budgets    parameters, MACs and activation memory of a family member, and the budget check
+    family     the family's members loaded and measured; some must load and fit the budget
+    describe   ``describe_space``: what ``validate`` prints about the section
+    storage    the storage URL, opening it, creating or continuing the study over one space
+    study      the worker loop: trials, resume after a kill; with ``sampling`` (sampler, pruner),
+               ``workers`` (who runs a trial, heartbeats), ``directory`` (``search.json``,
+               ``.partial``) and ``trainer`` (one trial's training)
+    report     trials.csv, best.yaml, pareto.png and the live progress
 """
 
 from __future__ import annotations
@@ -28,6 +34,6 @@ def describe_space(architecture: Any, overrides: Sequence[str] = ()) -> str:
     Raises:
         SpecError: a bad ``search:`` section, no valid member, or a budget nothing fits.
     """
-    from blockbuilder.search.space import describe_space as describe
+    from blockbuilder.search.describe import describe_space as describe
 
     return describe(architecture, overrides)

@@ -1,0 +1,151 @@
+"""The family a search space spans: its members loaded and measured, and the checks that some fit.
+
+A member is the file with one trial's architecture values applied (training settings change no
+parameter, MAC or activation). Loading members tells, before any trial trains and without TensorFlow,
+whether any of them is valid, whether any fits the budget, and how many different trials there are.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from blockbuilder.errors import SpecError, UsageError
+from blockbuilder.search.budgets import Budget, Figures, measure
+from blockbuilder.search.space import Dimension, Space, value_text
+
+__all__ = ["Family", "check_capacity", "check_family", "explore_family"]
+
+FAMILY_LIMIT = 200  # members loaded to find the family's range (all of them when there are no more)
+FAMILY_SECONDS = 2.0  # ... or fewer when loading them takes longer than this
+
+
+@dataclass
+class Family:
+    """What loading members of the family (architecture values only) found.
+
+    Attributes:
+        total: How many members there are (``None``: continuous values, infinitely many).
+        checked: How many were loaded.
+        members: ``(values, figures)`` of each valid member loaded.
+        invalid: ``(values, error)`` of each member that does not load.
+    """
+
+    total: int | None
+    checked: int = 0
+    members: list[tuple[dict[str, Any], Figures]] = field(default_factory=list)
+    invalid: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+
+    @property
+    def exhaustive(self) -> bool:
+        return self.total is not None and self.checked >= self.total
+
+    def fitting(self, budget: Budget) -> list[tuple[dict[str, Any], Figures]]:
+        return [(values, figures) for values, figures in self.members if budget.check(figures) is None]
+
+    def span(self) -> str:
+        """``all 12 architectures`` or ``200 of 1,024 architectures sampled``."""
+        if self.exhaustive:
+            return f"all {self.checked:,} architecture{'s' if self.checked != 1 else ''}"
+        total = "infinitely many" if self.total is None else f"{self.total:,}"
+        return f"{self.checked:,} of {total} architectures sampled"
+
+
+def explore_family(source: Any, overrides: Sequence[str], space: Space, *, limit: int = FAMILY_LIMIT,
+                   seconds: float = FAMILY_SECONDS) -> Family:
+    """Load members of the family (every one when there are at most ``limit``) and measure them.
+
+    The first and last value of every dimension (the family's two corners) are always loaded; the
+    rest are enumerated or sampled with a fixed seed until ``limit`` members or ``seconds`` of work.
+    """
+    import blockbuilder
+
+    dimensions = space.architecture_dimensions
+    sizes = [d.size for d in dimensions]
+    total = None if None in sizes else math.prod(s for s in sizes if s is not None)
+    family = Family(total)
+    started = time.perf_counter()
+    for values in _members(dimensions, total, limit):
+        try:
+            member = blockbuilder.load(source, [*overrides, *(d.override(values[d.path]) for d in dimensions)])
+        except (SpecError, UsageError) as exc:
+            family.invalid.append((values, str(exc)))
+        else:
+            family.members.append((values, measure(member)))
+        family.checked += 1
+        if family.checked >= 2 and time.perf_counter() - started > seconds:
+            break
+    return family
+
+
+def _members(dimensions: Sequence[Dimension], total: int | None, limit: int) -> Iterator[dict[str, Any]]:
+    if not dimensions:
+        yield {}
+        return
+    if total is not None and total <= limit:
+        for combination in itertools.product(*(d.values() for d in dimensions)):
+            yield {d.path: v for d, v in zip(dimensions, combination)}
+        return
+    seen: set[str] = set()
+    rng = random.Random(0)
+    corners = [{d.path: d.corners()[side] for d in dimensions} for side in (0, 1)]
+    randoms = ({d.path: d.random_value(rng) for d in dimensions} for _ in range(limit * 4))
+    for values in itertools.chain(corners, randoms):
+        key = repr(sorted(values.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        yield values
+        if len(seen) >= limit:
+            return
+
+
+def check_family(family: Family, space: Space, budget: Budget, budget_from_flags: Iterable[str] = ()) -> None:
+    """Fail when no member of the family loads, or none fits the budget.
+
+    Raises:
+        SpecError: at the ``search:`` section (or the budget key) of the file.
+        UsageError: when the budget that nothing fits came from ``--max-params``/``--max-macs``.
+    """
+    if not family.members:
+        values, error = family.invalid[0]
+        member = ", ".join(f"{k}={value_text(v)}" for k, v in values.items()) or "the default member"
+        raise SpecError(f"no architecture of the family is valid ({family.span()}); {member}: {error}",
+                        space.locs.get("space", space.loc), "search.space")
+    if family.fitting(budget):
+        return
+    flags = set(budget_from_flags)
+    for key, limit in budget.limits.items():
+        name = key.removeprefix("max_")
+        smallest = min(getattr(figures, name) for _, figures in family.members)
+        if smallest > limit:
+            message = (f"no architecture of the family fits the budget: the smallest has {smallest:,} "
+                       f"{name.replace('_', ' ')} > {key} {limit:,} ({family.span()})")
+            break
+    else:
+        key = next(iter(budget.limits))
+        message = f"no architecture of the family fits {budget.describe()} together ({family.span()})"
+    if key in flags:
+        raise UsageError(f"--{key.replace('_', '-')} {budget.limits[key]}: {message}")
+    raise SpecError(message, space.locs.get(f"budget.{key}", space.locs.get("budget", space.loc)),
+                    f"search.budget.{key}")
+
+
+def check_capacity(family: Family, space: Space, budget: Budget, trials: int) -> None:
+    """Fail when a finite space holds fewer different trials that fit the budget than ``trials``.
+
+    Raises:
+        UsageError: naming how many there are.
+    """
+    training = [d.size for d in space.dimensions if d.is_training]
+    if not family.exhaustive or None in training:
+        return
+    capacity = len(family.fitting(budget)) * math.prod(s for s in training if s is not None)
+    if trials > capacity:
+        raise UsageError(f"--trials {trials}: the space holds only {capacity} different trial"
+                         f"{'s' if capacity != 1 else ''} that fit the budget")

@@ -1,0 +1,272 @@
+"""Reading the ``search:`` section into a :class:`~blockbuilder.search.space.Space`, each mistake at its line.
+
+Strict pydantic models check the keys and the types (unknown keys forbidden, no silent conversions); the
+rest is checked here: the objectives, duplicate choices, ranges that are not a whole number of steps, a
+grid over a continuous value. Where each value goes is checked by :mod:`~blockbuilder.search.paths`.
+A pydantic error becomes one ``SpecError`` at the file, line and column of the value, in plain words.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PositiveFloat, PositiveInt, ValidationError
+
+from blockbuilder.errors import Location, SpecError, did_you_mean, shown
+from blockbuilder.language.document import Map, Seq
+from blockbuilder.language.resolve import plain
+from blockbuilder.search.budgets import Budget
+from blockbuilder.search.paths import check_path
+from blockbuilder.search.space import KINDS, OBJECTIVES, Dimension, Space, value_text
+
+__all__ = ["parse_space"]
+
+_NUMBER_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+# --------------------------------------------------------------------------- the typed section
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
+
+
+class _Choice(_Strict):
+    choice: list[Any] = Field(min_length=1)
+
+
+class _IntRange(_Strict):
+    int_: tuple[int, int] = Field(alias="int")
+    step: PositiveInt = 1
+    log: bool = False
+
+
+class _FloatRange(_Strict):
+    float_: tuple[FiniteFloat, FiniteFloat] = Field(alias="float")
+    step: Optional[PositiveFloat] = Field(default=None, allow_inf_nan=False)
+    log: bool = False
+
+
+class _Budget(_Strict):
+    max_params: Optional[PositiveFloat] = Field(default=None, allow_inf_nan=False)
+    max_macs: Optional[PositiveFloat] = Field(default=None, allow_inf_nan=False)
+    max_activation_memory: Optional[PositiveFloat] = Field(default=None, allow_inf_nan=False)
+
+
+class _Search(_Strict):
+    space: dict[str, Any] = Field(default_factory=dict)
+    objective: str | list[str] = "accuracy"
+    sampler: Optional[Literal["tpe", "random", "grid", "nsga2"]] = None
+    pruner: Optional[Literal["median", "hyperband", "none"]] = None
+    budget: _Budget = Field(default_factory=_Budget)
+    epochs: Optional[PositiveInt] = None
+    trials: Optional[PositiveInt] = None
+    seed: Optional[int] = None
+
+
+_KIND_MODELS: dict[str, type[_Strict]] = {"choice": _Choice, "int": _IntRange, "float": _FloatRange}
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_space(document: Map) -> Space:
+    """Check the document's ``search:`` section.
+
+    Raises:
+        SpecError: for anything wrong in it, at its file, line and column.
+    """
+    raw = document.get("search")
+    where = document.loc_of("search")
+    if not isinstance(raw, Map):
+        raise SpecError("'search' is a mapping (space, objective, sampler, pruner, budget, epochs, trials, "
+                        "seed)", where, "search")
+    try:
+        section = _Search.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise _spec_error(exc, raw, "search", where, _Search) from None
+    space_map = raw.get("space")
+    if not isinstance(space_map, Map) or not space_map:
+        raise SpecError("nothing to search: 'space' maps --set paths to values, e.g. "
+                        "'variables.filters: {choice: [4, 8, 16]}'", raw.loc_of("space") if space_map is not None
+                        else where, "search.space")
+    dimensions = tuple(_dimension(space_map, key, document) for key in space_map)
+    objectives = _objectives(section.objective, raw)
+    multi = len(objectives) > 1
+    sampler = section.sampler or ("nsga2" if multi else "tpe")
+    if section.pruner not in (None, "none") and multi:
+        raise SpecError("Optuna cannot prune a trial with several objectives: remove 'pruner' or search "
+                        "one objective", raw.loc_of("pruner"), "search.pruner")
+    pruner = "none" if multi else section.pruner or "median"
+    space = Space(
+        dimensions=dimensions, objectives=objectives, sampler=sampler, pruner=pruner,
+        budget=Budget(**{key: None if value is None else int(value)
+                         for key, value in section.budget.model_dump().items()}),
+        epochs=section.epochs, trials=section.trials, seed=section.seed, loc=where,
+        locs={key: raw.loc_of(key) for key in raw} | _budget_locs(raw),
+    )
+    if sampler == "grid" and space.size is None:
+        continuous = next(d for d in dimensions if d.size is None)
+        raise SpecError(f"the grid sampler needs a finite space, but '{continuous.path}' is continuous "
+                        "(give it a step, or use tpe or random)", raw.loc_of("sampler"), "search.sampler")
+    return space
+
+
+def _budget_locs(raw: Map) -> dict[str, Location | None]:
+    budget = raw.get("budget")
+    if not isinstance(budget, Map):
+        return {}
+    return {f"budget.{key}": budget.loc_of(key) for key in budget}
+
+
+def _objectives(value: str | list[str], raw: Map) -> tuple[str, ...]:
+    names = [value] if isinstance(value, str) else list(value)
+    container = raw.get("objective")
+    for index, name in enumerate(names):
+        if name not in OBJECTIVES:
+            where = container.loc_of(index) if isinstance(container, Seq) else raw.loc_of("objective")
+            raise SpecError(f"unknown objective '{name}'{did_you_mean(name, OBJECTIVES)}: one of "
+                            f"{', '.join(OBJECTIVES)}", where, "search.objective")
+    if not names or names[0] != "accuracy" or len(set(names)) != len(names):
+        raise SpecError("the objective is 'accuracy', or a list that starts with accuracy and adds 'macs' "
+                        f"and/or 'params' once each, got {shown(value)}", raw.loc_of("objective"),
+                        "search.objective")
+    return tuple(names)
+
+
+def _dimension(space: Map, key: Any, document: Map) -> Dimension:
+    path = f"search.space.{key}"
+    if not isinstance(key, str):
+        raise SpecError(f"a searched value is named by a --set path like 'variables.filters', got {shown(key)}",
+                        space.key_loc(key), "search.space")
+    spec = space[key]
+    where = space.loc_of(key)
+    if not isinstance(spec, Map):
+        raise SpecError("expected {choice: [...]}, {int: [low, high]} or {float: [low, high]}", where, path)
+    kinds = [k for k in spec if k in KINDS]
+    if len(kinds) != 1:
+        unknown = next((k for k in spec if k not in ("step", "log", *KINDS)), None)
+        if unknown is not None:
+            raise SpecError(f"unknown kind '{unknown}'{did_you_mean(unknown, KINDS)}: one of choice, int, float",
+                            spec.key_loc(unknown), f"{path}.{unknown}")
+        raise SpecError("give exactly one of choice, int or float", where, path)
+    kind = kinds[0]
+    model = _KIND_MODELS[kind]
+    values = {k: tuple(v) if isinstance(v, list) and k in ("int", "float") else v for k, v in spec.items()}
+    try:
+        parsed = model.model_validate(values)
+    except ValidationError as exc:
+        raise _spec_error(exc, spec, path, where, model) from None
+    dimension = _checked_dimension(kind, parsed, spec, key, path, where)
+    check_path(dimension, space.key_loc(key), document, spec)
+    return dimension
+
+
+def _checked_dimension(kind: str, parsed: Any, spec: Map, key: str, path: str,
+                       where: Location | None) -> Dimension:
+    if isinstance(parsed, _Choice):
+        texts = [value_text(plain(v)) for v in parsed.choice]
+        duplicate = next((t for i, t in enumerate(texts) if t in texts[:i]), None)
+        if duplicate is not None:
+            items = spec["choice"]
+            raise SpecError(f"{duplicate} is listed twice", items.loc_of(texts.index(duplicate, 1 + texts.index(
+                duplicate))) if isinstance(items, Seq) else where, f"{path}.choice")
+        return Dimension(key, "choice", choices=tuple(texts), loc=where)
+    low, high = parsed.int_ if isinstance(parsed, _IntRange) else parsed.float_
+    bounds = spec.loc_of(kind)
+    if low > high:
+        raise SpecError(f"expected [low, high] with low <= high, got [{low}, {high}]", bounds, f"{path}.{kind}")
+    if parsed.log and low <= 0:
+        raise SpecError(f"a log range starts above 0, got [{low}, {high}]", bounds, f"{path}.{kind}")
+    step = parsed.step
+    if parsed.log and "step" in spec:
+        raise SpecError("a range is either 'log' or has a 'step', not both", spec.loc_of("step"), f"{path}.step")
+    if step is not None and not _whole(high - low, step):
+        raise SpecError(f"the range {high - low:g} wide is not a whole number of steps of {step:g}",
+                        spec.loc_of("step"), f"{path}.step")
+    return Dimension(key, kind, low=low, high=high, step=step if kind == "float" else int(step or 1),
+                     log=parsed.log, loc=where)
+
+
+def _whole(width: float, step: float) -> bool:
+    count = width / step
+    return abs(count - round(count)) <= 1e-9 * max(1.0, abs(count))
+
+
+# --------------------------------------------------------------------------- pydantic's errors, located
+
+
+def _spec_error(exc: ValidationError, raw: Map, base: str, where: Location | None,
+                model: type[BaseModel]) -> SpecError:
+    """The first pydantic error as one located line, in plain words."""
+    errors = exc.errors()
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    steps = list(error["loc"])
+    if error["type"] in ("literal_error", "float_type", "int_type", "bool_type", "string_type") and \
+            steps and isinstance(steps[-1], str) and steps[-1] in ("str", "list[str]", "int", "float"):
+        steps = steps[:-1]  # a union member's name is not a place in the file
+    container: Any = raw
+    place = where
+    for index, step in enumerate(steps):
+        if isinstance(container, Map) and step in container:
+            last = index == len(steps) - 1
+            place = container.key_loc(step) if last and error["type"] == "extra_forbidden" else \
+                container.loc_of(step)
+            container = container[step]
+        elif isinstance(container, Seq) and isinstance(step, int) and step < len(container):
+            place, container = container.loc_of(step), container[step]
+        else:
+            break
+    path = base + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps)
+    return SpecError(_message(dict(error), model, steps), place, path)
+
+
+def _message(error: dict[str, Any], model: type[BaseModel], steps: list[Any]) -> str:
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    key = steps[-1] if steps else ""
+    if kind == "extra_forbidden":
+        known = [f.alias or name for name, f in _model_at(model, steps[:-1]).model_fields.items()]
+        return f"unknown key '{key}'{did_you_mean(key, known)}: one of {', '.join(known)}"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", ctx.get("expected", ""))
+        return f"unknown {key} {shown(value)}{did_you_mean(value, choices)}: one of {', '.join(choices)}"
+    if kind in ("float_type", "float_parsing", "finite_number"):
+        hint = ""
+        if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
+            hint = f" (YAML reads {value} as text: write it with a dot, e.g. {_dotted(value)})"
+        return f"expected a number, got {shown(value)}{hint}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected an integer, got {shown(value)}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {shown(value)}"
+    if kind in ("tuple_type", "too_short", "too_long") and key in ("int", "float"):
+        return f"expected [low, high], got {shown(plain(value))}"
+    if kind == "too_short" and key == "choice":
+        return "a choice needs at least one value"
+    if kind in ("list_type", "too_short") and key == "choice":
+        return f"expected a list of values, got {shown(value)}"
+    if kind in ("greater_than", "greater_than_equal"):
+        return f"expected a number above 0, got {shown(value)}"
+    if kind == "string_type" or (kind == "list_type" and key == "objective"):
+        return f"expected a name or a list of names, got {shown(plain(value))}"
+    if kind in ("dict_type", "model_type"):
+        return f"expected a mapping, got {shown(plain(value))}"
+    message = str(error["msg"])
+    return f"{message[0].lower()}{message[1:]}, got {shown(plain(value))}"
+
+
+def _model_at(model: type[BaseModel], steps: list[Any]) -> type[BaseModel]:
+    for step in steps:
+        annotation = model.model_fields.get(str(step))
+        inner = getattr(annotation, "annotation", None)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            model = inner
+    return model
+
+
+def _dotted(text: str) -> str:
+    mantissa, _, exponent = text.strip().lower().partition("e")
+    mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
+    if exponent and exponent[0] not in "+-":
+        exponent = f"+{exponent}"
+    return f"{mantissa}e{exponent}" if exponent else mantissa
