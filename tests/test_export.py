@@ -16,7 +16,9 @@ import pytest
 
 from blockbuilder.errors import CommandError
 from blockbuilder.serving import export as export_module
-from blockbuilder.serving.export import ExportError, export_model, random_inputs
+from blockbuilder.serving.export import export_model
+from blockbuilder.serving.parity import random_inputs
+from blockbuilder.serving.source import ExportError
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["cat", "dog", "bird"]

@@ -19,8 +19,9 @@ from PIL import Image
 
 from blockbuilder.errors import ImageError
 from blockbuilder.images import Preprocessing, read_image
-from blockbuilder.serving.export import ExportError, export_model
+from blockbuilder.serving.export import export_model
 from blockbuilder.serving.predict import as_probabilities, predict, print_predictions
+from blockbuilder.serving.source import ExportError
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["cat", "dog", "bird"]

@@ -440,7 +440,7 @@ def test_a_finetuned_run_exports_predicts_draws_features_explores_and_embeds(cli
     assert "conv1, max_pool1, conv2, max_pool2" in out
 
     from blockbuilder.serving.explore import Explorer
-    from blockbuilder.serving.export import load_source
+    from blockbuilder.serving.source import load_source
 
     page = Explorer(load_source(run_dir)).answer(digits.pngs[0].read_bytes())
     assert len(page["classes"]) == 5 and "head.dense2" in [layer["name"] for layer in page["layers"]]

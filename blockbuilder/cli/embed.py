@@ -64,7 +64,7 @@ def check(args: argparse.Namespace) -> None:
     args.model_file, args.architecture = None, None
     paths: list[str] = []
     if _trained(args.source):
-        from blockbuilder.serving.export import inspect_source
+        from blockbuilder.serving.source import inspect_source
 
         if args.weights or args.overrides:
             raise UsageError("--weights and --set change an architecture; a trained model has its own weights")
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from blockbuilder.transfer.embed import embed
 
     if args.model_file is not None:
-        from blockbuilder.serving.export import load_keras_file
+        from blockbuilder.serving.source import load_keras_file
 
         model = load_keras_file(args.model_file)
     else:

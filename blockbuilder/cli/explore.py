@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def check(args: argparse.Namespace) -> None:
     """The model's files, before the port is bound and TensorFlow imported."""
-    from blockbuilder.serving.export import inspect_source
+    from blockbuilder.serving.source import inspect_source
 
     inspect_source(args.model)
 

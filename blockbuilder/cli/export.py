@@ -25,7 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def check(args: argparse.Namespace) -> None:
     """The model's files, the format's extras and the output, before TensorFlow is imported."""
     from blockbuilder.cli import arguments
-    from blockbuilder.serving.export import check_export, inspect_source
+    from blockbuilder.serving.export import check_export
+    from blockbuilder.serving.source import inspect_source
 
     inspect_source(args.model)
     arguments.writable(check_export(args.format, args.output, force=args.force, verify=args.verify))

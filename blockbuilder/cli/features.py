@@ -23,7 +23,7 @@ def check(args: argparse.Namespace) -> None:
     """The output's format and folder, the model's files and the image's header, before TensorFlow."""
     from blockbuilder.cli import arguments
     from blockbuilder.images import check_image
-    from blockbuilder.serving.export import inspect_source
+    from blockbuilder.serving.source import inspect_source
 
     arguments.suffix(args.output, (".png",))
     inspect_source(args.model)

@@ -49,7 +49,7 @@ class Explorer:
     """A trained model wrapped for the page: predictions and per-layer activation images.
 
     Args:
-        source: A ``ModelSource`` (``blockbuilder.export.load_source``).
+        source: A ``ModelSource`` (``blockbuilder.serving.source.load_source``).
     """
 
     def __init__(self, source: Any) -> None:
@@ -306,7 +306,7 @@ def attach(server: ExploreServer, model_or_run_dir: Any) -> None:
     Raises:
         ExportError: the model cannot be read.
     """
-    from blockbuilder.serving.export import ModelSource, load_source
+    from blockbuilder.serving.source import ModelSource, load_source
 
     source = model_or_run_dir if isinstance(model_or_run_dir, ModelSource) else load_source(model_or_run_dir)
     server.RequestHandlerClass = handler_for(Explorer(source))

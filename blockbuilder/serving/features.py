@@ -47,7 +47,7 @@ def load(model_or_run_dir: str | Path) -> Any:
     Raises:
         ExportError: the path is missing or holds no readable model.
     """
-    from blockbuilder.serving.export import load_source
+    from blockbuilder.serving.source import load_source
 
     return load_source(model_or_run_dir)
 

@@ -81,7 +81,7 @@ def embed(model_or_source: Any, images: Sequence[str | Path], block: str, how: P
 
     model = model_or_source
     if isinstance(model_or_source, (str, Path)):
-        from blockbuilder.serving.export import load_source
+        from blockbuilder.serving.source import load_source
 
         model = load_source(model_or_source).model
     layer = output_layer(model, block)
