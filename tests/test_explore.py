@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blockbuilder.images import Preprocessing, read_image
-from blockbuilder.serving.explore import MAX_PIXELS, MAX_UPLOAD, ExploreServer, handler_for
+from blockbuilder.serving.explore import MAX_PIXELS
+from blockbuilder.serving.explore_server import MAX_UPLOAD, ExploreServer, handler_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
