@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
@@ -27,7 +28,15 @@ class Dropout(Block[DropoutSpec]):
     colour = "regularise"
 
     def build(self, node: Node[DropoutSpec], x: Any, ctx: BuildContext) -> Any:
-        return ctx.layers.Dropout(node.spec.rate, name=node.path)(x)
+        """A Keras ``Dropout`` with an explicit seed.
+
+        The seed is drawn as Keras draws it for ``seed=None`` (Python's ``random``, which
+        ``keras.utils.set_random_seed`` seeds), so TensorFlow and JAX compute what they did without it.
+        On PyTorch, an unseeded ``Dropout`` uses torch's global generator, which no checkpoint holds;
+        a seeded one draws from its ``SeedGenerator``, a variable that ``--resume`` restores.
+        """
+        seed = random.randint(1, int(1e9))  # keras.random.seed_generator.make_default_seed
+        return ctx.layers.Dropout(node.spec.rate, seed=seed, name=node.path)(x)
 
     def describe(self, node: Node[DropoutSpec]) -> str:
         return f"dropout {node.spec.rate:g}"

@@ -14,6 +14,7 @@ from typing import Any
 import keras
 
 from blockbuilder.blocks import Node
+from blockbuilder.compiler import layers  # noqa: F401  (custom layers; dotted names on PyTorch)
 
 
 class BuildContext:

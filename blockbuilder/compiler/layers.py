@@ -57,3 +57,8 @@ def register_block_layers() -> None:
 
 
 register_block_layers()
+
+if keras.backend.backend() == "torch":
+    from blockbuilder.compiler.torch_names import allow_dotted_names
+
+    allow_dotted_names()

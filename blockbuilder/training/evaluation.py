@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from blockbuilder.training.rundir import write_file, write_text
+from blockbuilder.training.weights import to_numpy
 
 __all__ = ["GRID_IMAGES", "Predictions", "collect", "per_class", "write_outputs"]
 
@@ -39,10 +40,6 @@ class Predictions:
         return np.asarray(self.probabilities.argmax(axis=-1))
 
 
-def _numpy(value: Any) -> np.ndarray:
-    return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
-
-
 def collect(model: Any, batches: Iterable[Any]) -> Predictions:
     """Run the model over ``(images, labels)`` batches; keep the misclassified images for the grid."""
     labels: list[np.ndarray] = []
@@ -50,8 +47,8 @@ def collect(model: Any, batches: Iterable[Any]) -> Predictions:
     images_kept: list[np.ndarray] = []
     wrong: list[tuple[int, int, float]] = []
     for images, batch_labels in batches:
-        x, y = _numpy(images), _numpy(batch_labels).reshape(-1).astype(np.int64)
-        p = _numpy(model.predict_on_batch(x)).astype(np.float64)
+        x, y = to_numpy(images), to_numpy(batch_labels).reshape(-1).astype(np.int64)
+        p = to_numpy(model.predict_on_batch(x)).astype(np.float64)
         labels.append(y)
         probabilities.append(p)
         for index in np.flatnonzero(p.argmax(axis=-1) != y):

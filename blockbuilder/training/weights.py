@@ -5,22 +5,32 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import keras
 import numpy as np
 from keras import ops
 
 from blockbuilder.training.spec import TrainError
 
-__all__ = ["assign_values", "variable_values", "weights_sha256"]
+__all__ = ["assign_values", "to_numpy", "variable_values", "weights_sha256"]
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A tensor of any backend (or an array) as a NumPy array of its own.
+
+    ``convert_to_numpy`` of a TensorFlow variable warns under NumPy 2 (the variable's ``__array__``
+    lacks ``copy``); its own ``numpy()`` does not. A PyTorch tensor's ``numpy()`` refuses a tensor that
+    requires grad, and JAX arrays have none: both go through ``convert_to_numpy``.
+    """
+    if isinstance(value, np.ndarray):
+        return value
+    if keras.backend.backend() == "tensorflow" and hasattr(value, "numpy"):
+        return np.array(value.numpy())
+    return np.array(ops.convert_to_numpy(value))
 
 
 def variable_values(variables: Any) -> list[np.ndarray]:
-    """Every variable's value as a NumPy array.
-
-    ``convert_to_numpy`` of a TensorFlow variable warns under NumPy 2 (the variable's ``__array__``
-    lacks ``copy``); its own ``numpy()`` does not. JAX arrays have no ``numpy()``.
-    """
-    values = [variable.value for variable in variables]
-    return [np.array(value.numpy() if hasattr(value, "numpy") else ops.convert_to_numpy(value)) for value in values]
+    """Every variable's value as a NumPy array."""
+    return [to_numpy(variable.value) for variable in variables]
 
 
 def weights_sha256(model: Any) -> str:
