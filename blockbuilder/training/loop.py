@@ -79,6 +79,7 @@ class Trainer:
         self.recalibrating = placement.process_count == 1 and placement.replicas == 1 and needs_recalibration(
             self.model, self.steps_per_epoch, spec.recalibrate_batchnorm)
         self.nan_guard = NanGuard()
+        self.primed = 0  # the compilation whose loss and metrics are built (_prime)
         self.validation = self._eval_data("validation")
         self.stop_best = self._best_stop_value()
         self.started = time.time()
@@ -152,8 +153,10 @@ class Trainer:
         if live is not None:
             callbacks.append(live)
         self.reporter.epoch_started(epoch, self.spec.epochs, self.steps_per_epoch)
+        data = self._train_data(epoch)
+        self._prime(data)
         history = self.model.fit(
-            self._train_data(epoch), epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=self.steps_per_epoch,
+            data, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=self.steps_per_epoch,
             callbacks=callbacks, verbose=0, shuffle=False,
         )
         row: dict[str, Any] = {"epoch": epoch + 1, **self.phases.columns(epoch)}
@@ -168,6 +171,21 @@ class Trainer:
         row["seconds"] = round(seconds, 3)
         row["images_per_second"] = round(self.steps_per_epoch * self.spec.batch_size / seconds, 1) if seconds else 0.0
         return row
+
+    def _prime(self, data: Any) -> None:
+        """Build a newly compiled model's loss and metrics on one batch, outside ``fit``.
+
+        Otherwise the first ``fit`` after ``compile`` peeks at one batch of the epoch to build them, and
+        on JAX and PyTorch (a ``PyDataset``, not a re-iterable ``tf.data.Dataset``) it then goes on from
+        the same iterator: that epoch started at batch 2, and a resumed run differed from an
+        uninterrupted one. Evaluating one batch changes no variable but the metrics', which ``fit``
+        resets.
+        """
+        if keras.backend.backend() == "tensorflow" or self.primed == self.phases.compiles:
+            return
+        images, labels = data[0]
+        self.model.evaluate(images, labels, batch_size=len(images), verbose=0)
+        self.primed = self.phases.compiles
 
     def _record(self, row: dict[str, Any]) -> bool:
         """Commit the epoch; return ``True`` when early stopping says stop."""
@@ -246,7 +264,9 @@ class Trainer:
 
     def _test(self) -> dict[str, Any]:
         self._restore_best()
-        results = self.model.evaluate(self._eval_data("test"), verbose=0, return_dict=True)
+        data = self._eval_data("test")
+        self._prime(data)  # a resumed run with no epoch left has not fitted yet
+        results = self.model.evaluate(data, verbose=0, return_dict=True)
         test: dict[str, Any] = {key: float(value) for key, value in results.items()}
         if self.placement.process_count == 1:  # each process holds only its shard of the test set
             predictions = collect(self.model, self._eval_data("test"))

@@ -93,6 +93,7 @@ class Phases:
         self.phases = phases_of(architecture, spec)
         self.current: Phase | None = None  # the phase the model is compiled for
         self.announced: Phase | None = None  # the phase the user was last told of
+        self.compiles = 0  # how many times the model was compiled (the trainer primes each compilation)
 
     def at(self, epoch: int) -> Phase | None:
         """The phase epoch ``epoch`` (0-based) belongs to; ``None`` without phases."""
@@ -154,3 +155,4 @@ class Phases:
         model.compile(optimizer=make_optimizer(spec, self.steps_per_epoch), loss=make_loss(spec),
                       metrics=make_metrics(spec))
         self.current = phase
+        self.compiles += 1
