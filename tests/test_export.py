@@ -316,3 +316,11 @@ def test_cli_refuses_existing_output(cli, run_dir: Path, tmp_path: Path) -> None
 
     assert code == 1 and out == ""
     assert err == f"blockbuilder export: error: {tmp_path / 'exp'}: already exists (use --force to replace it)\n"
+
+
+def test_the_parity_check_puts_this_checkout_on_the_fresh_process_path() -> None:
+    """The ``.keras`` check runs in a fresh process with PYTHONPATH set to the folder holding ``blockbuilder/``
+    (it named ``blockbuilder/`` itself, so an uninstalled checkout could not import the package)."""
+    from blockbuilder.serving import parity
+
+    assert (Path(parity._package_root()) / "blockbuilder" / "__init__.py").is_file()

@@ -153,7 +153,7 @@ class Block(Generic[S]):
         scalar_key: The argument a scalar value stands for (``dropout: 0.5`` -> ``rate``).
         counts_depth: Whether the block is one weight layer for the depth rule.
         colour: The diagram's fill colour class (``conv``, ``dense``, ``pool``, ``regularise``,
-            ``plain``, ``combinator`` ...; see ``blockbuilder.report.draw.COLOURS``).
+            ``plain``, ``combinator`` ...; see ``blockbuilder.report.diagram_marks.COLOURS``).
     """
 
     type: ClassVar[str] = ""

@@ -131,7 +131,8 @@ def run_in_fresh_process(fmt: str, artifact: Path, x: np.ndarray, input_name: st
 
 
 def _package_root() -> str:
-    return str(Path(__file__).resolve().parent.parent)
+    """The folder that holds ``blockbuilder/`` (so a fresh process imports this copy, installed or not)."""
+    return str(Path(__file__).resolve().parents[2])
 
 
 def _last_line(text: str) -> str:
