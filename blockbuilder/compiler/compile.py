@@ -32,7 +32,7 @@ class BuildContext:
 def build_model(root: Node[Any], name: str, input_shape: tuple[int, ...], input_name: str = "input") -> keras.Model:
     """Build the functional model for an expanded network."""
     saved = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(saved, 20_000))  # deep but legal nestings (see language.expand.MAX_NESTING)
+    sys.setrecursionlimit(max(saved, 20_000))  # deep but legal nestings (see language.scope.MAX_NESTING)
     try:
         inputs = keras.Input(shape=input_shape, name=input_name)
         outputs = BuildContext().build_all(root.group("body"), inputs)

@@ -21,9 +21,11 @@ from blockbuilder.blocks import Node
 from blockbuilder.errors import Location, SpecError, shown
 from blockbuilder.language.budgets import Limits
 from blockbuilder.language.document import Map, Seq, load_text
-from blockbuilder.language.expand import Expander, Scope, substitute
+from blockbuilder.language.expand import Expander
 from blockbuilder.language.pydantic_errors import spec_error
 from blockbuilder.language.resolve import check_top_level, plain, read_document
+from blockbuilder.language.scope import Scope
+from blockbuilder.language.substitute import substitute
 from blockbuilder.transfer.settings import Freeze, Weights, head_network, read_settings
 
 MAX_INPUT_SIZE = 8192

@@ -12,7 +12,7 @@ from typing import Any
 
 from blockbuilder.blocks import Node
 from blockbuilder.errors import Location, SpecError, UsageError, did_you_mean
-from blockbuilder.language import document, expand, expressions, resolve, user_blocks
+from blockbuilder.language import document, expressions, resolve, scope, user_blocks
 
 BYTES_PER_VALUE = 4  # float32
 
@@ -29,7 +29,7 @@ class Limits:
 
     params: int = 2_000_000_000
     activation_bytes: int = 8 * 1024**3
-    blocks: int = expand.MAX_BLOCKS
+    blocks: int = scope.MAX_BLOCKS
 
     def check_model(self, root: Node[Any], where: Location | None) -> None:
         """Refuse a model over the parameter or activation budget, before anything is built."""
@@ -79,12 +79,12 @@ def budget_table() -> list[tuple[str, str, str]]:
         ("expression values", f"magnitude ≤ {expressions.MAX_MAGNITUDE:.0e}, exponent ≤ 64, "
                               f"`round` digits ≤ {expressions.MAX_DIGITS}", "every operator's result is checked"),
         ("blocks", f"{limits.blocks:,}", "counted while expanding; a `repeat` is refused before it expands"),
-        ("block nesting", f"{expand.MAX_NESTING} levels", "while expanding (a default or block that contains "
+        ("block nesting", f"{scope.MAX_NESTING} levels", "while expanding (a default or block that contains "
                                                            "itself ends here)"),
-        ("user-block call depth", f"{expand.MAX_CALL_DEPTH}", "recursion is an error at once"),
+        ("user-block call depth", f"{scope.MAX_CALL_DEPTH}", "recursion is an error at once"),
         ("user-block parameters", f"{len(user_blocks.PARAM_TYPES)} types", "a boolean is never a number, a "
                                                                             "string never a number"),
-        ("parameters per block", f"{expand.MAX_BLOCK_PARAMS:,}", "from shapes, before building"),
+        ("parameters per block", f"{scope.MAX_BLOCK_PARAMS:,}", "from shapes, before building"),
         ("model parameters", f"{limits.params:,}", "`--limit params=N`"),
         ("activation memory", f"{limits.activation_bytes:,} bytes per image", "`--limit activation_bytes=N`"),
     ]

@@ -12,7 +12,8 @@ Expansion is a sequence of pure steps for every block entry, top-down:
    children (combinators: ``Block.expand``, through an :class:`Expansion`);
 6. **freeze** the result in a :class:`~blockbuilder.blocks.registry.Node`.
 
-Nothing is rewritten after it is made; the scope travels as a value (:class:`Scope`), never swapped.
+Nothing is rewritten after it is made; the scope travels as a value
+(:class:`~blockbuilder.language.scope.Scope`), never swapped.
 Names are unique by construction: a written name that clashes is an error at its line, and automatic
 names (``conv1``, ``conv2`` ...) skip every name written or reserved in the same block.
 """
@@ -31,130 +32,13 @@ from pydantic import ValidationError
 from blockbuilder.blocks import Block, Children, Node, Shape, Site, block_names, get_block
 from blockbuilder.errors import Location, SpecError, did_you_mean, shown
 from blockbuilder.language.document import Map, Seq, loc_of
-from blockbuilder.language.expressions import ExprError, evaluate
 from blockbuilder.language.pydantic_errors import spec_error
 from blockbuilder.language.resolve import plain
+from blockbuilder.language.scope import MAX_BLOCK_PARAMS, MAX_BLOCKS, MAX_CALL_DEPTH, MAX_NESTING, Budget, Namer, Scope
+from blockbuilder.language.substitute import substitute
 from blockbuilder.language.user_blocks import UserBlock, user_blocks
 
-MAX_BLOCKS = 20_000
-MAX_NESTING = 256
-MAX_CALL_DEPTH = 32
-MAX_BLOCK_PARAMS = 1_000_000_000
 NAME = re.compile(r"[A-Za-z_][\w-]{0,99}")
-
-_FULL_EXPR = re.compile(r"\$\{(.*)\}", re.S)
-_NAME_REF = re.compile(r"\$([A-Za-z_]\w*)")
-_INLINE_EXPR = re.compile(r"\$\{([^}]*)\}")
-
-
-# -- values -------------------------------------------------------------------------------------
-
-
-def substitute(value: Any, scope: Mapping[str, Any], where: Location | None, doc_path: str) -> Any:
-    """``value`` with every ``$name`` and ``${expr}`` replaced (recursively), evaluated in ``scope``."""
-    if isinstance(value, str):
-        return _substitute_text(value, scope, where, doc_path)
-    if isinstance(value, Map):
-        result = Map(loc=value.loc)
-        for key, item in value.items():
-            result[key] = substitute(item, scope, value.loc_of(key), f"{doc_path}.{key}")
-        result.locs, result.key_locs = dict(value.locs), dict(value.key_locs)
-        return result
-    if isinstance(value, Seq):
-        items = [substitute(item, scope, value.loc_of(i), f"{doc_path}[{i}]") for i, item in enumerate(value)]
-        seq = Seq(items, loc=value.loc)
-        seq.locs = list(value.locs)
-        return seq
-    return value
-
-
-def _substitute_text(text: str, scope: Mapping[str, Any], where: Location | None, doc_path: str) -> Any:
-    if "$" not in text:
-        return text
-    try:
-        full = _FULL_EXPR.fullmatch(text)
-        if full and "${" not in full.group(1):
-            return evaluate(full.group(1), scope)
-        ref = _NAME_REF.fullmatch(text)
-        if ref:
-            return evaluate(ref.group(1), scope)
-        return _INLINE_EXPR.sub(lambda m: _format(evaluate(m.group(1), scope)), text)
-    except ExprError as exc:
-        raise SpecError(str(exc), where, doc_path) from None
-
-
-def _format(value: Any) -> str:
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
-# -- the state that travels down ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What the expressions of one place see, and how deep that place is.
-
-    Attributes:
-        names: Values by name (``classes``, variables, a user block's parameters, ``i``).
-        calls: The user blocks being expanded, outermost first (recursion is an error).
-        nesting: How many blocks enclose this place.
-    """
-
-    names: Mapping[str, Any]
-    calls: tuple[str, ...] = ()
-    nesting: int = 0
-
-    def bind(self, names: Mapping[str, Any]) -> Scope:
-        return replace(self, names={**self.names, **names}) if names else self
-
-    def inside(self) -> Scope:
-        return replace(self, nesting=self.nesting + 1)
-
-
-class Namer:
-    """Names the children of one block: written names must be unique; automatic names skip them."""
-
-    def __init__(self, reserved: tuple[str, ...] = (), owner: str = "") -> None:
-        self.taken: set[str] = set(reserved)
-        self.reserved = set(reserved)
-        self.owner = owner
-        self.pending: set[str] = set()
-        self.counts: dict[str, int] = {}
-
-    def expect(self, names: list[str]) -> None:
-        """Written names about to come: automatic names must not take them first."""
-        self.pending.update(names)
-
-    def written(self, name: str, where: Location | None, doc_path: str) -> str:
-        if name in self.reserved:
-            raise SpecError(f"the name '{name}' is reserved here ({self.owner} names a layer of its own so)",
-                            where, doc_path)
-        if name in self.taken:
-            raise SpecError(f"the name '{name}' is already taken by another block here: names are unique "
-                            "within a block", where, doc_path)
-        self.taken.add(name)
-        return name
-
-    def automatic(self, label: str) -> str:
-        number = self.counts.get(label, 0) + 1
-        while f"{label}{number}" in self.taken or f"{label}{number}" in self.pending:
-            number += 1
-        self.counts[label] = number
-        self.taken.add(f"{label}{number}")
-        return f"{label}{number}"
-
-
-@dataclass
-class Budget:
-    """Counts what expansion made, against its limits."""
-
-    blocks: int = 0
-    limit: int = MAX_BLOCKS
-
-    def add(self, count: int, where: Location | None, doc_path: str) -> None:
-        self.blocks += count
-        if self.blocks > self.limit:
-            raise SpecError(f"the network expands to more than {self.limit:,} blocks", where, doc_path)
 
 
 # -- what a combinator sees -----------------------------------------------------------------------
