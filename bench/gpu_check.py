@@ -9,7 +9,7 @@ Runs each measurement in its own process (``bench/bench_backends.py --child``) a
   compilation as Keras offers it) and not;
 * ``blockbuilder train lenet5`` (the digits main job) on the GPU, per backend, with its test accuracy.
 
-``--smoke`` is the same on CPU in a few seconds per measurement: JAX only, a few steps, one epoch of digits.
+``--smoke`` is the same on CPU in a few seconds per measurement: float32 only, a few steps, one epoch of digits.
 
     python bench/gpu_check.py [--smoke] [--out DIR] [--budget-seconds 480]
 """
@@ -80,7 +80,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="CPU, JAX only, a few steps (minutes -> seconds)")
+    parser.add_argument("--smoke", action="store_true", help="CPU, float32 only, a few steps (minutes -> seconds)")
     parser.add_argument("--out", default=os.environ.get("OUT") or "gpu-check", help="results folder ($OUT)")
     parser.add_argument("--budget-seconds", type=float, default=480, help="stop starting work after this")
     parser.add_argument("--steps", type=int, default=None, help="timed ResNet-20 steps (60; smoke: 3)")
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     device = "auto" if smoke else "gpu"
     steps = args.steps or (3 if smoke else 60)
     batch = 32 if smoke else 256
-    backends = ["jax"] if smoke else [b for b in ("jax", "torch") if importlib.util.find_spec(b) is not None]
+    backends = [b for b in ("jax", "torch") if importlib.util.find_spec(b) is not None]
     settings = [("float32", True)] if smoke else [(p, j) for p in ("float32", "auto") for j in (True, False)]
 
     def left() -> float:

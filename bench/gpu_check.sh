@@ -7,7 +7,7 @@
 # (8 minutes at most). Results: $OUT/gpu_check.json and $OUT/gpu_check.md (./gpu-check/ when $OUT is unset).
 #
 #   bench/gpu_check.sh            # full check on the GPU
-#   bench/gpu_check.sh --smoke    # a few steps on CPU, JAX only
+#   bench/gpu_check.sh --smoke    # a few steps on CPU, float32 only (JAX and PyTorch where installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_training_runs import RESUME_NET as KILLED_NET
 
 from blockbuilder.training import devices, pipeline
 from blockbuilder.training.spec import AugmentationSpec, TrainError
@@ -82,7 +83,11 @@ def test_the_main_job_trains_without_tensorflow_as_well_as_on_tensorflow(
     accuracy, tf_accuracy = ours["test"]["accuracy"], theirs["test"]["accuracy"]
     assert ours["epochs_completed"] == theirs["epochs_completed"] == 20
     assert accuracy >= 0.95 and tf_accuracy >= 0.95, (accuracy, tf_accuracy)
-    assert abs(accuracy - tf_accuracy) <= 0.01, (backend, accuracy, tf_accuracy)  # within 1 point
+    # One run's accuracy on the 360 test images varies by about 1 point from seed to seed on any backend
+    # (0.64 points from the test set's size alone), so one run cannot show the 1-point agreement:
+    # bench/bench_accuracy.py measures it over seeds (docs/training.md). This bound fails on a backend
+    # that trains worse, not on chance (4 points is three standard deviations of the difference).
+    assert abs(accuracy - tf_accuracy) <= 0.04, (backend, accuracy, tf_accuracy)
     assert (ours["run"] / "model.keras").is_file()
     assert ours["examples"] == theirs["examples"] == {"train": 1293, "validation": 144, "test": 360}
 
@@ -98,22 +103,8 @@ def test_savedmodel_export_without_tensorflow_is_one_line(monkeypatch: pytest.Mo
     export._require_backend("keras")  # .keras needs no TensorFlow
 
 
-RESUME_NET = """\
-name: resume_net
-input: [8, 8, 1]
-classes: 10
-network:
-  - fractal:
-      columns: 2
-      local_drop: 0.15
-      global_ratio: 0.5
-      body:
-        - conv: {filters: 8, kernel: 3, norm: batchnorm, activation: relu}
-  - dropout: 0.3
-  - global_avg_pool
-  - dense: {units: $classes, activation: softmax}
-train: {epochs: 2, batch_size: 64, precision: float32, augmentation: [flip, {translation: {factor: 0.1}}]}
-"""
+# the kill -9 test's network (dropout, drop-path, BatchNorm, augmentation), two epochs in float32
+RESUME_NET = KILLED_NET.replace("  epochs: 3\n", "  epochs: 2\n  precision: float32\n")
 
 RESUME_SCRIPT = """
 import json, sys
