@@ -118,16 +118,6 @@ def test_build_refuses_a_non_keras_name(cli):
     assert code == 2 and "must end in .keras" in err
 
 
-def test_same_yaml_builds_on_the_jax_backend():
-    script = ("import keras, blockbuilder\n"
-              "model = blockbuilder.build(blockbuilder.load('resnet50', ['input=[64, 64, 3]', 'classes=10']))\n"
-              "print(keras.backend.backend(), model.count_params())")
-    result = run_process("-c", script, env={"KERAS_BACKEND": "jax"})
-    assert result.returncode == 0, result.stderr
-    expected = blockbuilder.summarize(blockbuilder.load("resnet50", ["input=[64, 64, 3]", "classes=10"]))
-    assert result.stdout.split()[-2:] == ["jax", str(expected.params_total)]
-
-
 def test_zoo_lists_every_architecture(cli):
     code, out, _ = cli("zoo", "--json")
     rows = {row["name"]: row for row in json.loads(out)}

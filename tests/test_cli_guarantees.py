@@ -26,6 +26,7 @@ from conftest import REPO
 
 BLOCKER = '''
 import importlib.abc, sys
+
 HEAVY = {"tensorflow", "keras", "jax", "tf_keras"}
 ATTEMPTS = []
 

@@ -179,7 +179,9 @@ def test_hostile_files_fail_fast(write, tmp_path, name, text, expected):
     elapsed = time.process_time() - started
     assert expected in str(caught.value)
     assert str(caught.value).startswith(str(path) + ":")
-    assert elapsed < 1.0, f"{name} took {elapsed:.2f} s"
+    # A guard against a hang (these files once ran for minutes or forever), not a speed test: the
+    # work is bounded by the limits (20,000 blocks, 256 levels, the alias count); bench/ times it.
+    assert elapsed < 10.0, f"{name} took {elapsed:.2f} s"
 
 
 def test_python_tags_never_construct_anything(write, tmp_path):

@@ -33,6 +33,7 @@ needs_litert = pytest.mark.skipif(
 
 TINY_MODEL_SOURCE = """
 import keras
+
 inputs = keras.Input((8, 8, 1), name="image")
 x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
 x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
