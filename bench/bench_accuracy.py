@@ -23,19 +23,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-HIDE_TENSORFLOW = """
-import sys
-from importlib.machinery import PathFinder
-
-class _PathFinderWithoutTensorFlow(PathFinder):
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name == "tensorflow" or name.startswith(("tensorflow.", "tensorflow_")):
-            return None
-        return PathFinder.find_spec(name, path, target)
-
-sys.meta_path[:] = [_PathFinderWithoutTensorFlow if f is PathFinder else f for f in sys.meta_path]
-"""
+WITHOUT_TENSORFLOW = REPO / "tools" / "without_tensorflow"  # its sitecustomize hides TensorFlow
 CHILD = """
 import json, sys
 import blockbuilder
@@ -59,10 +47,7 @@ def measure(backend: str, seeds: list[int], precision: str, work: Path) -> list[
     """Train the main job once per seed on ``backend``; one process, TensorFlow hidden unless it is the backend."""
     folder = work / backend
     folder.mkdir(parents=True)
-    paths = [str(REPO)]
-    if backend != "tensorflow":
-        (folder / "sitecustomize.py").write_text(HIDE_TENSORFLOW)
-        paths.insert(0, str(folder))
+    paths = [str(REPO)] if backend == "tensorflow" else [str(WITHOUT_TENSORFLOW), str(REPO)]
     (folder / "child.py").write_text(CHILD)
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(paths)}
     done = subprocess.run([sys.executable, str(folder / "child.py"), ",".join(map(str, seeds)), precision,

@@ -1,8 +1,8 @@
 """Training on the JAX and PyTorch backends without TensorFlow (issue 14).
 
-The CLI runs in real processes with ``import tensorflow`` made to fail by a ``sitecustomize`` module
-first on ``PYTHONPATH``; the numbers come from the run's metrics.json. GPU decisions are tested with
-fake devices (no GPU here).
+The CLI runs in real processes with ``import tensorflow`` made to fail by the ``sitecustomize`` module
+of ``tools/without_tensorflow`` first on ``PYTHONPATH``; the numbers come from the run's metrics.json.
+GPU decisions are tested with fake devices (no GPU here).
 """
 
 from __future__ import annotations
@@ -23,34 +23,18 @@ from blockbuilder.training import devices, pipeline
 from blockbuilder.training.spec import AugmentationSpec, TrainError
 
 REPO = Path(__file__).resolve().parents[1]
-HIDE_TENSORFLOW = """
-import sys
-from importlib.machinery import PathFinder
-
-class _PathFinderWithoutTensorFlow(PathFinder):
-    # As if TensorFlow were not installed: find_spec says None (PyTorch asks), import fails.
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name == "tensorflow" or name.startswith(("tensorflow.", "tensorflow_")):
-            return None
-        return PathFinder.find_spec(name, path, target)
-
-sys.meta_path[:] = [_PathFinderWithoutTensorFlow if finder is PathFinder else finder for finder in sys.meta_path]
-"""
+WITHOUT_TENSORFLOW = REPO / "tools" / "without_tensorflow"  # its sitecustomize hides TensorFlow
 
 
-def _env(tmp: Path, backend: str, hide_tensorflow: bool) -> dict[str, str]:
-    paths = [str(REPO)]
-    if hide_tensorflow:
-        (tmp / "sitecustomize.py").write_text(HIDE_TENSORFLOW)
-        paths.insert(0, str(tmp))
+def _env(backend: str, hide_tensorflow: bool) -> dict[str, str]:
+    paths = [str(WITHOUT_TENSORFLOW), str(REPO)] if hide_tensorflow else [str(REPO)]
     return {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
             "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def start(tmp: Path, backend: str, hide_tensorflow: bool, *args: str) -> subprocess.Popen[str]:
     tmp.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "blockbuilder", *args], env=_env(tmp, backend, hide_tensorflow),
+    return subprocess.Popen([sys.executable, "-m", "blockbuilder", *args], env=_env(backend, hide_tensorflow),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -94,7 +78,7 @@ def test_resume_is_exact_without_tensorflow(tmp_path: Path, backend: str) -> Non
     (tmp_path / "resume_net.yaml").write_text(RESUME_NET)
     (tmp_path / "child.py").write_text(RESUME_SCRIPT)
     done = subprocess.run([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "resume_net.yaml"),
-                           str(tmp_path)], env=_env(tmp_path, backend, True), capture_output=True, text=True,
+                           str(tmp_path)], env=_env(backend, True), capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.splitlines()[-1])
@@ -131,7 +115,7 @@ def test_nested_blocks_build_summarise_save_and_load_without_tensorflow(tmp_path
     blockbuilder's layer names are dotted block paths, every weight is a torch parameter."""
     (tmp_path / "child.py").write_text(NESTED_MODEL_SCRIPT)
     done = subprocess.run([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "model.keras")],
-                          env=_env(tmp_path, backend, True), capture_output=True, text=True, timeout=300)
+                          env=_env(backend, True), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["params"] == 271_098  # as on TensorFlow (architectures/expected.csv)
