@@ -190,3 +190,17 @@ def test_python_tags_never_construct_anything(write, tmp_path):
     with pytest.raises(SpecError):
         blockbuilder.load(path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    ("train: {optimizer: {learning_rate: 0}}",
+     "train.optimizer.learning_rate: expected a number greater than 0, got 0"),
+    ("train: {epochs: 0}", "train.epochs: expected a positive integer, got 0"),
+])
+def test_a_zero_is_refused_in_the_words_of_the_fields_type(tmp_path, setting, expected):
+    """A float field that must be above 0 said 'expected a positive integer' when given the integer 0."""
+    path = tmp_path / "arch.yaml"
+    path.write_text(f"input: [8, 8, 1]\nclasses: 2\nnetwork: [flatten, {{dense: 2}}]\n{setting}\n")
+    with pytest.raises(SpecError) as caught:
+        blockbuilder.load(path)
+    assert str(caught.value).endswith(expected), str(caught.value)

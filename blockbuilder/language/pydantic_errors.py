@@ -53,8 +53,11 @@ def plain_message(error: Any, spec_class: type[BaseModel]) -> str:
         expected = ctx.get("expected", "")
         choices = re.findall(r"'([^']*)'", expected)
         return f"expected one of {expected}, got {shown(value)}{did_you_mean(value, choices)}"
-    if kind in ("greater_than", "greater_than_equal") and ctx.get("gt") == 0 and _is_int(value):
-        return f"expected a positive integer, got {value}"
+    if kind == "greater_than" and ctx.get("gt") == 0 and _is_int(value):
+        field = getattr(spec_class, "model_fields", {}).get(key)
+        if getattr(field, "annotation", None) is int:  # the field's type decides, not the value's
+            return f"expected a positive integer, got {value}"
+        return f"expected a number greater than 0, got {value}"
     for prefix, name in _KIND_NAMES.items():
         if kind.startswith(prefix + "_"):
             return f"expected {name}, got {shown(value)}"
