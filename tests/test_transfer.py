@@ -513,3 +513,14 @@ def test_the_schema_for_editors_knows_the_transfer_keys(cli):
     jsonschema.validate(yaml.safe_load(FINETUNE), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"extends": "resnet50", "weights": {"sorce": "imagenet"}}, schema)
+
+
+def test_every_zoo_network_takes_a_new_head_section():
+    """mobilenet_v2 named its last conv 'head', the name a head: section takes, so extending it with a
+    head: was refused; every zoo file must take one."""
+    from blockbuilder.language.resolve import zoo_names
+
+    for name in zoo_names():
+        arch = blockbuilder.loads(f"extends: {name}\nclasses: 3\n"
+                                  "head: {body: [global_avg_pool, {dense: {units: 3, activation: softmax}}]}\n")
+        assert arch.classes == 3 and [block.name for block in arch.root.all_children()][-1] == "head", name
