@@ -26,10 +26,13 @@ REPO = Path(__file__).resolve().parents[1]
 WITHOUT_TENSORFLOW = REPO / "tools" / "without_tensorflow"  # its sitecustomize hides TensorFlow
 
 
-def _env(backend: str, hide_tensorflow: bool) -> dict[str, str]:
+def _env(backend: str, hide_tensorflow: bool, cache: Path | None = None) -> dict[str, str]:
+    """The environment of a child process; ``cache``: JAX's persistent compilation cache, so a second
+    model of the same architecture in that process is not compiled again (docs/training.md)."""
     paths = [str(WITHOUT_TENSORFLOW), str(REPO)] if hide_tensorflow else [str(REPO)]
+    compile_cache = {"JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     return {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-            "PYTHONPATH": os.pathsep.join(paths)}
+            "PYTHONPATH": os.pathsep.join(paths), **(compile_cache if cache else {})}
 
 
 def start(tmp: Path, backend: str, hide_tensorflow: bool, *args: str) -> subprocess.Popen[str]:
@@ -78,8 +81,8 @@ def test_resume_is_exact_without_tensorflow(tmp_path: Path, backend: str) -> Non
     (tmp_path / "resume_net.yaml").write_text(RESUME_NET)
     (tmp_path / "child.py").write_text(RESUME_SCRIPT)
     done = subprocess.run([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "resume_net.yaml"),
-                           str(tmp_path)], env=_env(backend, True), capture_output=True, text=True,
-                          timeout=600)
+                           str(tmp_path)], env=_env(backend, True, tmp_path / "jax-cache"), capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.splitlines()[-1])
     straight, resumed = result["straight"], result["resumed"]
