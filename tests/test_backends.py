@@ -13,13 +13,14 @@ import os
 import subprocess
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_training_runs import RESUME_NET as KILLED_NET
 
-from blockbuilder.training import devices, pipeline
+from blockbuilder.training import data, devices, pipeline
 from blockbuilder.training.spec import AugmentationSpec, TrainError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,3 +259,13 @@ def test_device_gpu_on_jax_without_gpu_is_one_clear_error() -> None:
         pytest.skip("this machine has a GPU")
     with pytest.raises(TrainError, match="^--device gpu asked for, but JAX found only cpu devices$"):
         devices._jax_setup("gpu", None, None, None)
+
+
+@pytest.mark.parametrize("loader", [pipeline.load_splits, data.load_splits])
+def test_both_pipelines_read_a_data_set_string_alike(loader: Callable[..., object]) -> None:
+    from blockbuilder.training.data import DataError, dataset_kind
+
+    assert dataset_kind("folder:~/photos") == ("folder", str(Path("~/photos").expanduser()))
+    assert dataset_kind("tfds:cifar10:train") == ("tfds", "cifar10:train")
+    with pytest.raises(DataError, match=r"^train\.dataset: unknown data set 'csv:x' \(use digits, tfds:NAME"):
+        loader("csv:x", (8, 8, 1), 10)

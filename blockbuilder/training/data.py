@@ -33,8 +33,8 @@ else:
 
     tf = _LazyTensorFlow()
 
-__all__ = ["IMAGE_EXTENSIONS", "DataError", "Splits", "check_folder", "decode_image_file", "folder_files",
-           "load_splits", "to_model_input"]
+__all__ = ["IMAGE_EXTENSIONS", "DataError", "Splits", "check_folder", "dataset_kind", "decode_image_file",
+           "folder_files", "load_splits", "to_model_input"]
 
 AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
@@ -305,11 +305,23 @@ def load_splits(source: str, input_shape: Sequence[int], classes: int, validatio
     Raises:
         DataError: The data cannot be read, or does not fit the model (naming both).
     """
-    kind, _, rest = source.partition(":")
-    loaders: dict[str, Callable[..., Splits]] = {"tfds": _tfds, "folder": _folder, "npz": _npz}
-    if source == "digits":
+    kind, where = dataset_kind(source)
+    if kind == "digits":
         return _digits(input_shape, classes, validation_split)
-    if kind not in loaders or not rest:
+    loaders: dict[str, Callable[..., Splits]] = {"tfds": _tfds, "folder": _folder, "npz": _npz}
+    return loaders[kind](where, input_shape, classes, validation_split)
+
+
+def dataset_kind(source: str) -> tuple[str, str]:
+    """``(kind, where)`` of a ``train.dataset`` string: ``digits``, ``tfds`` (``NAME[:SPLIT]``), ``folder``
+    or ``npz`` (the path, ``~`` expanded); both pipelines dispatch on it.
+
+    Raises:
+        DataError: Not one of those forms.
+    """
+    kind, _, rest = source.partition(":")
+    if source == "digits":
+        return "digits", ""
+    if kind not in ("tfds", "folder", "npz") or not rest:
         raise _error(f"unknown data set '{source}' (use digits, tfds:NAME[:SPLIT], folder:PATH or npz:PATH)")
-    return loaders[kind](os.path.expanduser(rest) if kind != "tfds" else rest, input_shape, classes,
-                         validation_split)
+    return kind, rest if kind == "tfds" else os.path.expanduser(rest)

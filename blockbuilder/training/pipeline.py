@@ -197,14 +197,11 @@ def load_splits(source: str, input_shape: Sequence[int], classes: int, validatio
     Raises:
         DataError: The data cannot be read, or does not fit the model (naming both).
     """
-    kind, _, rest = source.partition(":")
-    loaders: dict[str, Callable[..., Splits]] = {"tfds": _tfds, "folder": _folder, "npz": _npz}
-    if source == "digits":
+    kind, where = sources.dataset_kind(source)
+    if kind == "digits":
         return _digits(input_shape, classes, validation_split)
-    if kind not in loaders or not rest:
-        raise sources._error(f"unknown data set '{source}' (use digits, tfds:NAME[:SPLIT], folder:PATH or npz:PATH)")
-    return loaders[kind](os.path.expanduser(rest) if kind != "tfds" else rest, input_shape, classes,
-                         validation_split)
+    loaders: dict[str, Callable[..., Splits]] = {"tfds": _tfds, "folder": _folder, "npz": _npz}
+    return loaders[kind](where, input_shape, classes, validation_split)
 
 
 # --------------------------------------------------------------------------- batches
