@@ -325,3 +325,59 @@ def test_the_parity_check_puts_this_checkout_on_the_fresh_process_path() -> None
     from blockbuilder.serving import parity
 
     assert (Path(parity._package_root()) / "blockbuilder" / "__init__.py").is_file()
+
+
+# --------------------------------------------------------------------------- mixed precision
+
+MIXED_ARCH = """
+name: tiny_mixed
+input: [8, 8, 1]
+classes: 3
+network:
+  - conv: {filters: 4, kernel: 3, norm: batchnorm, activation: relu}
+  - global_avg_pool
+  - dense: {units: $classes, activation: softmax}
+"""
+
+
+def mixed_run(tmp_path: Path, policy: str) -> Path:
+    """A run directory whose model was built under a mixed policy, as ``train --precision P`` builds it."""
+    import keras
+
+    import blockbuilder
+
+    keras.mixed_precision.set_global_policy(policy)
+    model = blockbuilder.build(blockbuilder.loads(MIXED_ARCH))
+    keras.mixed_precision.set_global_policy("float32")
+    run = tmp_path / "runs" / "tiny_mixed"
+    run.mkdir(parents=True)
+    model.save(run / "model.keras")
+    (run / "resolved.yaml").write_text(MIXED_ARCH)
+    (run / "metrics.json").write_text(json.dumps({"class_names": CLASSES}))
+    return run
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_a_mixed_precision_model_returns_float32(tmp_path: Path, policy: str) -> None:
+    import blockbuilder
+
+    model = blockbuilder.load_model(mixed_run(tmp_path, policy) / "model.keras")
+    y = model.predict(np.ones((2, 8, 8, 1), np.float32), verbose=0)
+
+    assert y.dtype == np.float32 and model.layers[1].compute_dtype != "float32"  # the body stays mixed
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
+def test_a_mixed_precision_run_exports_and_verifies(tmp_path: Path, fmt: str) -> None:
+    done = run_cli("export", mixed_run(tmp_path, "mixed_bfloat16"), "--format", fmt, "-o", tmp_path / "exp", "--verify")
+
+    assert done.returncode == 0, done.stderr
+    assert "largest absolute difference" in done.stdout and "Traceback" not in done.stderr
+    if fmt == "savedmodel":
+        import tensorflow as tf
+
+        outputs = tf.saved_model.load(str(tmp_path / "exp")).signatures["serving_default"].structured_outputs
+        assert [spec.dtype for spec in outputs.values()] == [tf.float32]
+        metadata = json.loads((tmp_path / "exp" / "assets" / "blockbuilder.json").read_text())
+        assert metadata["output"]["dtype"] == "float32"

@@ -7,8 +7,9 @@ backends.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import keras
@@ -18,15 +19,49 @@ from blockbuilder.compiler import layers  # noqa: F401  (custom layers; dotted n
 
 
 class BuildContext:
-    """What a block's ``build`` needs: the Keras layer module, and a way to build its children."""
+    """What a block's ``build`` needs: the Keras layer module, and a way to build its children.
+
+    Args:
+        output: The block that makes the model's output (:func:`output_block`). Under a mixed
+            precision policy it is built in float32, as the Keras mixed-precision guide advises for
+            the last layer and its softmax: the model then returns float32 whatever it computes in,
+            so ``predict``, the exports and their metadata agree.
+    """
 
     layers = keras.layers
+
+    def __init__(self, output: Node[Any] | None = None) -> None:
+        self.output = output
 
     def build_all(self, nodes: Iterable[Node[Any]], x: Any) -> Any:
         """Apply a chain of blocks to ``x``."""
         for node in nodes:
-            x = node.block.build(node, x, self)
+            if node is self.output:
+                with float32_policy():
+                    x = node.block.build(node, x, self)
+            else:
+                x = node.block.build(node, x, self)
         return x
+
+
+def output_block(root: Node[Any]) -> Node[Any] | None:
+    """The last block of the network, looked for inside sequences (a user-defined block is one)."""
+    body = root.group("body")
+    last = body[-1] if body else None
+    while last is not None and last.type == "sequence" and last.group("body"):
+        last = last.group("body")[-1]
+    return last
+
+
+@contextlib.contextmanager
+def float32_policy() -> Iterator[None]:
+    """Layers made inside compute in float32; the global policy is restored after."""
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(policy)
 
 
 def build_model(root: Node[Any], name: str, input_shape: tuple[int, ...], input_name: str = "input") -> keras.Model:
@@ -35,7 +70,7 @@ def build_model(root: Node[Any], name: str, input_shape: tuple[int, ...], input_
     sys.setrecursionlimit(max(saved, 20_000))  # deep but legal nestings (see language.scope.MAX_NESTING)
     try:
         inputs = keras.Input(shape=input_shape, name=input_name)
-        outputs = BuildContext().build_all(root.group("body"), inputs)
+        outputs = BuildContext(output_block(root)).build_all(root.group("body"), inputs)
         return keras.Model(inputs, outputs, name=name)
     finally:
         sys.setrecursionlimit(saved)
