@@ -28,7 +28,7 @@ def test_bad_file_exits_1_with_one_line_and_no_traceback(write):
     (["validate", "resnt50"], "no file or zoo architecture called 'resnt50' (did you mean 'resnet50'?)"),
     (["validate", "lenet5", "--set", "classes"], "--set expects PATH=VALUE"),
     (["summary", "lenet5", "--depth", "0"], "expected a positive integer"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["frobnicate"], "unknown command 'frobnicate'"),
 ])
 def test_bad_usage_exits_2(cli, args, message):
     code, out, err = cli(*args)

@@ -8,6 +8,11 @@ import json
 HELP = "compare architectures and trained runs: a table and an accuracy vs MACs bubble chart"
 TAKES_ARCH = False  # several architectures or run directories
 NEEDS_KERAS = False  # figures come from the specs: no model is built
+DOCS = 'docs/visualise.md, "compare"'
+EXAMPLES = (
+    "blockbuilder compare vgg16 resnet18 resnet50 resnet152 googlenet inception_v3 -o chart.png",
+    "blockbuilder compare lenet5 runs/lenet5 --json  # a zoo name beside a trained run",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

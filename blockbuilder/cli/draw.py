@@ -9,6 +9,12 @@ from blockbuilder.cli import positive_int
 HELP = "draw the block hierarchy as an SVG, PNG or HTML diagram (no training, no weights)"
 TAKES_ARCH = True
 NEEDS_KERAS = False  # drawn from the specs: no model is built
+DOCS = 'docs/visualise.md, "draw"'
+EXAMPLES = (
+    "blockbuilder draw resnet20_cifar -o resnet20.png --depth 2",
+    "blockbuilder draw resnet50 -o resnet50.svg --depth 2",
+    "blockbuilder draw googlenet -o googlenet.html  # a self-contained page, every level",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

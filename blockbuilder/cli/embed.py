@@ -16,18 +16,16 @@ HELP = "the activations of one block for images, pooled to one vector per image 
 TAKES_ARCH = False  # a trained run, or an architecture: this module tells which
 POOLS = ("avg", "max", "none")
 
-EXAMPLES = """\
-examples:
-  blockbuilder embed runs/flowers photos/*.jpg --block stage4 -o features.npy
-  blockbuilder embed resnet50 --weights imagenet photos/*.jpg --block stage4 -o features.npy
-  blockbuilder embed runs/lenet5 digit.png --block dense2 -o dense2.npy
-"""
+DOCS = 'docs/transfer.md, "blockbuilder embed"'
+EXAMPLES = (
+    "blockbuilder embed runs/flowers photos/*.jpg --block stage4 -o features.npy",
+    "blockbuilder embed resnet50 --weights imagenet photos/*.jpg --block stage4 -o features.npy",
+    "blockbuilder embed runs/lenet5 digit.png --block dense2 -o dense2.npy",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the embed arguments (imports nothing heavy)."""
-    parser.epilog = EXAMPLES
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("source", metavar="RUN_OR_ARCH",
                         help="a run directory or .keras file, or an architecture (a file or zoo name, built with "
                              "its weights:)")
@@ -37,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="FILE.npy",
                         help="where to write the (images, features) float32 array")
     parser.add_argument("--pool", choices=POOLS, default="avg",
-                        help="over positions: average (default), maximum, or none (flattened)")
+                        help="over positions: average, maximum, or none (flattened)")
     parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="images per forward pass")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                         help="with an architecture: override a value (repeatable)")

@@ -7,6 +7,11 @@ import argparse
 HELP = "serve a local page: draw or upload an image, see the prediction and every layer's activations"
 TAKES_ARCH = False  # takes a trained run, not an architecture file
 NEEDS_KERAS = False  # run() binds the port first, then imports Keras
+DOCS = 'docs/visualise.md, "explore"'
+EXAMPLES = (
+    "blockbuilder explore runs/lenet5                       # on 127.0.0.1:8000, this machine only",
+    "blockbuilder explore runs/lenet5/model.keras --port 0  # a free port, printed at start",
+)
 
 
 def _port(text: str) -> int:

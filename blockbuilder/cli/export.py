@@ -9,6 +9,12 @@ from blockbuilder.serving.export import FORMATS
 
 HELP = "export a trained model (SavedModel, .keras, ONNX, LiteRT) with its metadata"
 TAKES_ARCH = False  # takes a trained model, not an architecture file
+DOCS = "docs/export.md"
+EXAMPLES = (
+    "blockbuilder export runs/lenet5 -o exported/lenet5 --verify                     # a SavedModel, verified",
+    "blockbuilder export runs/lenet5 --format onnx -o exported/lenet5.onnx --verify  # needs the onnx extra",
+    "blockbuilder export runs/lenet5/model.keras --format litert -o exported/lenet5.tflite",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", "-f", choices=FORMATS, default="savedmodel", help="export format")
     parser.add_argument("-o", "--output", required=True, metavar="PATH", help="where to write the export")
     parser.add_argument("--verify", action="store_true", help="reload in a fresh process and compare outputs")
-    parser.add_argument("--samples", type=positive_int, default=8, help="random inputs for --verify (default 8)")
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted difference")
+    parser.add_argument("--samples", type=positive_int, default=8, help="random inputs for --verify")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="with --verify: the largest accepted absolute difference")
     parser.add_argument("--force", action="store_true", help="replace an existing output")
 
 

@@ -8,6 +8,11 @@ from blockbuilder.cli import positive_int
 
 HELP = "draw the feature maps of every stage for one image, and the learned first-layer filters (PNG)"
 TAKES_ARCH = False  # takes a trained run, not an architecture file
+DOCS = 'docs/visualise.md, "features"'
+EXAMPLES = (
+    "blockbuilder features runs/lenet5 --image digit.png -o features.png",
+    "blockbuilder features runs/lenet5 --image digit.png -o features.png --maps 8",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", required=True, metavar="IMAGE", help="the input image (PNG, JPEG, ...)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write the PNG")
     parser.add_argument("--maps", type=positive_int, default=16, metavar="N",
-                        help="feature maps shown per stage, most active first (default 16)")
+                        help="feature maps shown per stage, most active first")
 
 
 def check(args: argparse.Namespace) -> None:

@@ -12,11 +12,11 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from blockbuilder.cli import arguments, positive_int, weights
 from blockbuilder.cli.console import console, import_keras_quietly
-from blockbuilder.errors import BlockbuilderError, SpecError, UsageError
+from blockbuilder.errors import BlockbuilderError, SpecError, UsageError, did_you_mean, shown
 
 EXIT_OK, EXIT_BAD_FILE, EXIT_USAGE = 0, 1, 2
 Handler = Callable[[argparse.Namespace], int]
@@ -109,6 +109,63 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 # -- parser ------------------------------------------------------------------------------------
 
+DOCS = ('README.md (the language, errors, budgets, what the summary counts, the zoo) and docs/*.md (training, '
+        'export, transfer, visualise, search, zoo); "blockbuilder COMMAND --help" ends with the docs and examples '
+        'of that command')
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Prose is wrapped, indented lines (the examples) are kept as written; real defaults are shown."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text
+        return "\n".join(line if line.startswith(" ") or not line.strip() else fill(line, width, indent)
+                         for line in text.splitlines())
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if not _has_default(action) or "(default" in (action.help or ""):
+            return action.help  # no "(default: None)" noise; a help that names its default says it better
+        return super()._get_help_string(action)
+
+
+def _has_default(action: argparse.Action) -> bool:
+    """Whether ``--help`` should show the default: not for None, flags, empty lists or strings."""
+    default = action.default
+    if default is None or default is argparse.SUPPRESS or isinstance(default, bool):
+        return False
+    return not (isinstance(default, str | list | tuple) and len(default) == 0)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that answers an unknown command with one line and a did-you-mean (exit 2)."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # where Python 3.14's suggest_on_error suggests too; argparse 3.11 prints the usage and no suggestion
+        choices = action.choices
+        if isinstance(action, argparse._SubParsersAction) and choices is not None and value not in choices:
+            self.exit(EXIT_USAGE, f"{self.prog}: error: unknown command {shown(value)}"
+                                  f"{did_you_mean(value, choices)}\n")
+        super()._check_value(action, value)
+
+
+class HelpEnd(NamedTuple):
+    """What a command's ``--help`` ends with: the docs that cover it, then command lines to copy."""
+
+    docs: str
+    examples: tuple[str, ...]
+
+    @classmethod
+    def of(cls, module: Any) -> HelpEnd:
+        """A command module's ``DOCS`` and ``EXAMPLES``."""
+        return cls(getattr(module, "DOCS", ""), tuple(getattr(module, "EXAMPLES", ())))
+
+    def epilog(self) -> str:
+        """``docs: ...`` then the ``examples:`` block, indented (so the formatter keeps each line whole)."""
+        parts = [f"docs: {self.docs}"] if self.docs else []
+        if self.examples:
+            parts.append("\n".join(["examples:", *(f"  {line}" for line in self.examples)]))
+        return "\n\n".join(parts)
+
 
 def _add_arch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("arch", help="an architecture file, or the name of one in the zoo (e.g. resnet50)")
@@ -119,19 +176,58 @@ def _add_arch(parser: argparse.ArgumentParser) -> None:
                              "(budgets: params, activation_bytes, blocks; README, *Budgets*)")
 
 
+BUILT_IN = {  # the --help ends of the commands defined here; the others declare DOCS and EXAMPLES
+    "validate": HelpEnd('README.md, "The language", "Errors" and "Budgets"', (
+        "blockbuilder validate lenet5",
+        "blockbuilder validate architectures/resnet50.yaml",
+        "blockbuilder validate resnet20_cifar --set classes=100",
+        "blockbuilder validate examples/search_lenet.yaml  # also the search space and its range",
+    )),
+    "resolve": HelpEnd('README.md, "Composition: extends and --set"', (
+        "blockbuilder resolve resnet56_cifar  # extends resnet20_cifar.yaml: merged",
+        "blockbuilder resolve architectures/resnet20_cifar.yaml --set classes=100",
+    )),
+    "summary": HelpEnd('README.md, "What the summary counts"; docs/transfer.md for --weights', (
+        "blockbuilder summary resnet50",
+        "blockbuilder summary resnet50 --depth 2               # fold the tree below level 2",
+        "blockbuilder summary resnet50 --json --compact",
+        "blockbuilder summary examples/finetune_resnet50.yaml  # the new head, which blocks are frozen",
+    )),
+    "build": HelpEnd('README.md, "Quick start"; docs/transfer.md for --weights', (
+        "blockbuilder build resnet50 -o resnet50.keras",
+        "blockbuilder build lenet5 --set classes=7 --weights runs/lenet5 -o lenet7.keras",
+    )),
+    "zoo": HelpEnd('docs/zoo.md; README.md, "The zoo"', (
+        "blockbuilder zoo",
+        "blockbuilder zoo --json",
+    )),
+    "schema": HelpEnd('README.md, "Every block type"', (
+        "blockbuilder schema > blockbuilder.schema.json  # for an editor's YAML support",
+    )),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The ``blockbuilder`` parser: the built-in commands, then those of :func:`blockbuilder.cli.all_commands`.
+
+    Every command's ``--help`` gets the same formatter (defaults shown) and ends with its docs and examples.
+    """
+    parser = Parser(
         prog="blockbuilder",
         description="Describe a CNN in YAML as modular blocks; validate, summarise, build, train and "
                     "export it with Keras 3.",
+        epilog=f"docs: {DOCS}", formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help_text: str, handler: Handler, takes_arch: bool = True,
-                check: Check | None = None, needs_keras: NeedsKeras = True) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_text, description=help_text)
+                check: Check | None = None, needs_keras: NeedsKeras = True,
+                end: HelpEnd | None = None) -> argparse.ArgumentParser:
+        end = BUILT_IN[name] if end is None else end
+        cmd = sub.add_parser(name, help=help_text, description=help_text, epilog=end.epilog(),
+                             formatter_class=HelpFormatter)
         if takes_arch:
             _add_arch(cmd)
         cmd.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -161,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     for module in _plugin_commands():
         name = module.__name__.rpartition(".")[2].replace("_", "-")  # search_report -> search-report
         cmd = command(name, module.HELP, module.run, takes_arch=getattr(module, "TAKES_ARCH", True),
-                      check=getattr(module, "check", None), needs_keras=getattr(module, "NEEDS_KERAS", True))
+                      check=getattr(module, "check", None), needs_keras=getattr(module, "NEEDS_KERAS", True),
+                      end=HelpEnd.of(module))
         module.configure(cmd)
     return parser
 

@@ -9,6 +9,12 @@ from blockbuilder.cli import positive_int
 HELP = "classify images with an exported model, a .keras file or a run directory"
 TAKES_ARCH = False  # takes a trained model, not an architecture file
 NEEDS_KERAS = False  # ONNX and LiteRT files need no TensorFlow: run() imports it when the model does
+DOCS = 'docs/export.md, "blockbuilder predict"'
+EXAMPLES = (
+    "blockbuilder predict exported/lenet5 digit.png another.png --top 3  # TensorFlow alone serves a SavedModel",
+    "blockbuilder predict runs/lenet5 digit.png",
+    "blockbuilder predict exported/lenet5.onnx digit.png                 # onnxruntime, no TensorFlow",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
     parser.add_argument("--top", type=positive_int, default=3,
-                        help="how many classes to show per image (default 3)")
+                        help="how many classes to show per image")
 
 
 def check(args: argparse.Namespace) -> None:

@@ -15,6 +15,12 @@ from blockbuilder.cli import positive_int
 
 HELP = "search the family of the file's search: section with Optuna: trials, Pareto front, best.yaml"
 NEEDS_KERAS = True
+DOCS = "docs/search.md"
+EXAMPLES = (
+    "blockbuilder search examples/search_lenet.yaml --trials 6 --output searches/lenet   # about a minute",
+    "blockbuilder search examples/search_lenet.yaml --trials 12 --output searches/lenet  # 6 more, same study",
+    "blockbuilder search examples/search_lenet.yaml --trials 6 --max-params 50K --output searches/small",
+)
 _QUANTITY = re.compile(r"(\d+(?:\.\d+)?)\s*([kKmMgG]?)")
 
 

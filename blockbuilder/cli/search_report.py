@@ -7,6 +7,12 @@ import argparse
 HELP = "show a search's trials (values, params, MACs, accuracy, time); rewrite trials.csv, best.yaml, pareto.png"
 TAKES_ARCH = False
 NEEDS_KERAS = False
+DOCS = 'docs/search.md, "The search directory"'
+EXAMPLES = (
+    "blockbuilder search-report searches/lenet",
+    "blockbuilder search-report searches/lenet --zoo lenet5  # the zoo's LeNet-5 beside the trials",
+    "blockbuilder search-report searches/lenet --json",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -17,13 +17,14 @@ from blockbuilder.training.choices import DEVICES, PRECISIONS
 
 HELP = "train a model (default: the embedded digits data set, offline)"
 
-EXAMPLES = """\
-examples:
-  blockbuilder train lenet5                                  # embedded digits, offline, about 30 s
-  blockbuilder train my_arch.yaml --set train.dataset=folder:photos --epochs 30
-  blockbuilder train my_arch.yaml --output runs/photos --resume   # continue after Ctrl-C or a crash
-  blockbuilder train lenet5 --export savedmodel                 # export the best model at the end
-"""
+DOCS = "docs/training.md; docs/transfer.md for --weights and fine-tuning"
+EXAMPLES = (
+    "blockbuilder train lenet5                      # embedded digits, offline, about 30 s: runs/lenet5",
+    "blockbuilder train resnet20_cifar --set train.dataset=tfds:cifar10 --epochs 200",
+    "blockbuilder train resnet18 --set train.dataset=folder:photos --set classes=5 --output runs/photos",
+    "blockbuilder train lenet5 --resume             # continue runs/lenet5 after Ctrl-C or a crash",
+    "blockbuilder train lenet5 --export savedmodel  # export the best model at the end",
+)
 
 
 def _host_port(text: str) -> str:
@@ -35,8 +36,6 @@ def _host_port(text: str) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the training flags (``arch``, ``--set`` and ``--debug`` come from the CLI)."""
-    parser.epilog = EXAMPLES
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--epochs", type=positive_int, metavar="N", help="override train.epochs")
     parser.add_argument("--batch-size", type=positive_int, metavar="N", help="override train.batch_size")
     parser.add_argument("--output", "-o", metavar="DIR",
