@@ -15,6 +15,18 @@ ActivationName = Literal[
 ]
 
 
+#: How a diagram box names an activation function (``none`` and ``linear`` add nothing to name).
+SHORT_NAMES = {
+    "relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyReLU", "elu": "ELU", "selu": "SELU", "gelu": "GELU",
+    "silu": "SiLU", "hard_sigmoid": "hard sigmoid", "scaled_tanh": "scaled tanh", "none": "", "linear": "",
+}
+
+
+def activation_text(function: str) -> str:
+    """A diagram's short name of an activation: ``relu`` -> ``ReLU``, ``none`` -> ``""``."""
+    return SHORT_NAMES.get(function, function)
+
+
 class ActivationSpec(BlockSpec):
     """``activation: relu`` (``scaled_tanh`` is LeNet's 1.7159·tanh(2x/3))."""
 
@@ -50,4 +62,4 @@ class Activation(Block[ActivationSpec]):
         return activation_layer(node.spec.function, node.path, ctx)(x)
 
     def describe(self, node: Node[ActivationSpec]) -> str:
-        return str(node.spec.function)
+        return activation_text(node.spec.function) or str(node.spec.function)

@@ -31,6 +31,11 @@ def norm_spec(norm: Norm) -> BatchNormSpec | None:
     return BatchNormSpec() if norm == "batchnorm" else norm  # type: ignore[return-value]
 
 
+def norm_text(norm: Norm) -> str:
+    """A diagram's short name of a conv's ``norm``: ``BN``, or ``""`` for none."""
+    return "" if norm_spec(norm) is None else "BN"
+
+
 def norm_params(norm: BatchNormSpec | None, channels: int) -> int:
     """Weights of a batch norm over ``channels`` (moving mean and variance included)."""
     if norm is None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from blockbuilder.blocks.activation import ActivationName, apply_activation
-from blockbuilder.blocks.batchnorm import Norm, apply_norm, norm_params, norm_spec
+from blockbuilder.blocks.activation import ActivationName, activation_text, apply_activation
+from blockbuilder.blocks.batchnorm import Norm, apply_norm, norm_params, norm_spec, norm_text
 from blockbuilder.blocks.geometry import (
     Padding,
     PositiveInt,
@@ -69,6 +69,14 @@ def apply_window(node: Node[Any], x: Any, layer: Any, ctx: BuildContext) -> Any:
     return x
 
 
+def window_text(node: Node[Any], core: str) -> str:
+    """``core`` (``conv 3×3, 16``) with the norm and activation the spec adds, in the order they run:
+    ``conv 3×3, 16, BN, ReLU``, or ``BN, ReLU, conv 3×3, 16`` for ``order: pre``."""
+    spec = node.spec
+    extras = [text for text in (norm_text(spec.norm), activation_text(spec.activation)) if text]
+    return ", ".join([*extras, core] if spec.order == "pre" else [core, *extras])
+
+
 @register_block("conv")
 class Conv(Block[ConvSpec]):
     """A 2-D convolution; ``norm`` and ``activation`` follow it (``order: pre`` puts them first)."""
@@ -116,4 +124,4 @@ class Conv(Block[ConvSpec]):
     def describe(self, node: Node[ConvSpec]) -> str:
         spec = node.spec
         groups = f", g{spec.groups}" if spec.groups > 1 else ""
-        return f"conv {size_text(spec.kernel)}{stride_text(spec.stride)}, {spec.filters}{groups}"
+        return window_text(node, f"conv {size_text(spec.kernel)}{stride_text(spec.stride)}, {spec.filters}{groups}")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field as Bounded
 
-from blockbuilder.blocks.activation import ActivationName, activation_layer
+from blockbuilder.blocks.activation import ActivationName, activation_layer, activation_text
 from blockbuilder.blocks.geometry import PositiveInt, require_image, size_text, spatial_output, window_field
 from blockbuilder.blocks.registry import Block, BlockSpec, DepthOf, Field, Node, Shape, Site, register_block
 
@@ -101,9 +101,11 @@ class ConvNeXtBlock(Block[ConvNeXtSpec]):
         return _keras_layers()
 
     def describe(self, node: Node[ConvNeXtSpec]) -> str:
+        """``convnext 7×7, 96×4``; an activation other than ConvNeXt's GELU is named (``, ReLU``)."""
         spec = node.spec
+        activation = f", {activation_text(spec.activation) or 'linear'}" if spec.activation != "gelu" else ""
         drop = f", drop {spec.drop_path:g}" if spec.drop_path else ""
-        return f"convnext {size_text(spec.kernel)}, {node.output_shape[-1]}×{spec.expansion}{drop}"
+        return f"convnext {size_text(spec.kernel)}, {node.output_shape[-1]}×{spec.expansion}{activation}{drop}"
 
 
 @functools.cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from blockbuilder.blocks.activation import ActivationName, apply_activation
+from blockbuilder.blocks.activation import ActivationName, activation_text, apply_activation
 from blockbuilder.blocks.geometry import Width
 from blockbuilder.blocks.registry import Block, BlockSpec, Field, Node, Shape, Site, register_block
 
@@ -47,4 +47,5 @@ class Dense(Block[DenseSpec]):
         return apply_activation(node, x, node.spec.activation, ctx)
 
     def describe(self, node: Node[DenseSpec]) -> str:
-        return f"dense {node.spec.units}"
+        activation = activation_text(node.spec.activation)
+        return f"dense {node.spec.units}" + (f", {activation}" if activation else "")

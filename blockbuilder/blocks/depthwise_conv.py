@@ -9,7 +9,7 @@ from pydantic import Field as Bounded
 
 from blockbuilder.blocks.activation import ActivationName
 from blockbuilder.blocks.batchnorm import Norm, norm_params, norm_spec
-from blockbuilder.blocks.conv import apply_window, keras_padding
+from blockbuilder.blocks.conv import apply_window, keras_padding, window_text
 from blockbuilder.blocks.geometry import Padding, Size, pair, size_text, spatial_output, stride_text, window_field
 from blockbuilder.blocks.registry import Block, BlockSpec, Field, Node, Shape, Site, register_block
 
@@ -69,4 +69,4 @@ class DepthwiseConv(Block[DepthwiseConvSpec]):
         return apply_window(node, x, layer, ctx)
 
     def describe(self, node: Node[DepthwiseConvSpec]) -> str:
-        return f"depthwise {size_text(node.spec.kernel)}{stride_text(node.spec.stride)}"
+        return window_text(node, f"depthwise {size_text(node.spec.kernel)}{stride_text(node.spec.stride)}")

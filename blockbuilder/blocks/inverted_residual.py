@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field as Bounded
 
-from blockbuilder.blocks.activation import ActivationName, activation_layer
+from blockbuilder.blocks.activation import ActivationName, activation_layer, activation_text
 from blockbuilder.blocks.batchnorm import BatchNormSpec, Norm, batch_norm_layer, norm_params, norm_spec
 from blockbuilder.blocks.geometry import (
     PositiveInt,
@@ -152,8 +152,12 @@ class InvertedResidual(Block[InvertedResidualSpec]):
         return activation_layer(function, f"{node.path}.{part}.{function}", ctx)(x)
 
     def describe(self, node: Node[InvertedResidualSpec]) -> str:
+        """``inverted residual ×6, 3×3 /2, 24 +``; a norm or activation other than MobileNetV2's (batch
+        norm, ReLU6) is named (``no BN``, ``swish``): the box has no room to repeat the usual ones."""
         spec = node.spec
         add = " +" if self.adds(node) else ""
+        unusual = [*(["no BN"] if norm_spec(spec.norm) is None else []),
+                   *([activation_text(spec.activation) or "linear"] if spec.activation != "relu6" else [])]
         return f"inverted residual ×{spec.expansion}, {size_text(spec.kernel)}{stride_text(spec.stride)}, " \
-               f"{spec.filters}{add}"
+               f"{', '.join([str(spec.filters), *unusual])}{add}"
 

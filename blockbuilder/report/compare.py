@@ -23,6 +23,7 @@ from blockbuilder.files import atomic_path
 from blockbuilder.text import human
 
 CHART_FORMATS = (".png", ".svg")  # the one list: the CLI checks --output against it
+BUBBLE_AREA = (30.0, 1430.0)  # points²: the bubble of the fewest parameters drawn, of the most
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -159,9 +160,29 @@ def _y(row: Row) -> float:
     return row.accuracy
 
 
-def _bubble_area(params: int) -> float:
-    """Marker area in points² for a parameter count (area proportional to parameters)."""
-    return 30 + 1400 * params / 150e6
+@dataclass(frozen=True)
+class _Bubbles:
+    """Marker areas (points²) for the parameter counts of the rows drawn: the fewest parameters get the
+    smallest bubble, the most the largest, linearly between, so a family of small trials is told apart
+    as well as the zoo's ImageNet networks are."""
+
+    fewest: int
+    most: int
+
+    @classmethod
+    def of(cls, rows: list[Row]) -> _Bubbles:
+        return cls(min(row.params for row in rows), max(row.params for row in rows))
+
+    def area(self, params: int) -> float:
+        small, large = BUBBLE_AREA
+        if self.most == self.fewest:
+            return (small + large) / 2
+        return small + (large - small) * (params - self.fewest) / (self.most - self.fewest)
+
+    def legend_counts(self) -> list[int]:
+        """The fewest and the most parameters drawn, and a round count between them."""
+        between = int(float(f"{(self.fewest + self.most) / 2:.2g}"))
+        return sorted({self.fewest, *([between] if self.fewest < between < self.most else []), self.most})
 
 
 def _figure(rows: list[Row], missing: list[str]) -> Any:
@@ -170,26 +191,27 @@ def _figure(rows: list[Row], missing: list[str]) -> Any:
     fig = Figure(figsize=(9, 5.6))
     ax = fig.add_axes((0.08, 0.13, 0.72, 0.8))
     datasets = sorted({row.dataset or "unknown" for row in rows})
+    bubbles = _Bubbles.of(rows)
     for index, row in enumerate(rows):
         colour = PALETTE[index % len(PALETTE)]
-        ax.scatter([row.macs / 1e9], [_y(row)], s=_bubble_area(row.params), color=colour, alpha=0.5,
+        ax.scatter([row.macs / 1e9], [_y(row)], s=bubbles.area(row.params), color=colour, alpha=0.5,
                    edgecolors=colour, linewidths=1.2, zorder=3)
         ax.scatter([row.macs / 1e9], [_y(row)], s=6, color="#222222", zorder=4)
     _axes(ax, rows, datasets)
-    _labels(ax, rows)
-    _size_legend(ax, rows)
+    _labels(ax, rows, bubbles)
+    _size_legend(ax, bubbles)
     if missing:
         fig.text(0.08, 0.02, "no accuracy to plot: " + ", ".join(missing), fontsize=8, color="#777777")
     return fig
 
 
-def _labels(ax: Any, rows: list[Row]) -> None:
+def _labels(ax: Any, rows: list[Row], bubbles: _Bubbles) -> None:
     """Name each bubble to its right, moving a label down while it would cover one already placed."""
     placed: list[tuple[float, float, float, float]] = []
     scale = ax.figure.dpi / 72
     for row in sorted(rows, key=lambda r: (-_y(r), r.macs)):
         x, y = ax.transData.transform((row.macs / 1e9, row.accuracy))
-        dx = (math.sqrt(_bubble_area(row.params)) / 2 + 3) * scale
+        dx = (math.sqrt(bubbles.area(row.params)) / 2 + 3) * scale
         width, height = 9 * 0.6 * len(row.name) * scale, 11 * scale
         dy = 0.0
         while any(_overlap((x + dx, y + dy - height / 2, width, height), box) for box in placed):
@@ -217,7 +239,7 @@ def _axes(ax: Any, rows: list[Row], datasets: list[str]) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.set_xlabel("multiply-accumulates per image [G] (log scale)")
     ax.set_ylabel("top-1 accuracy [%]")
-    ax.set_title(f"accuracy vs operations, bubble area ∝ parameters ({', '.join(datasets)})", fontsize=10,
+    ax.set_title(f"accuracy vs operations, bubble area by parameters ({', '.join(datasets)})", fontsize=10,
                  loc="left")
     ax.grid(True, which="major", color="#dddddd", zorder=0)
     ax.grid(True, which="minor", color="#f0f0f0", zorder=0)
@@ -225,12 +247,11 @@ def _axes(ax: Any, rows: list[Row], datasets: list[str]) -> None:
         ax.spines[side].set_visible(False)
 
 
-def _size_legend(ax: Any, rows: list[Row]) -> None:
-    largest = max(row.params for row in rows)
-    step = 10 ** math.floor(math.log10(max(largest, 1)))
-    sizes = sorted({max(step // 10, 1), step, (largest // step) * step})
-    handles = [ax.scatter([], [], s=_bubble_area(size), color="#bbbbbb", alpha=0.6, edgecolors="#888888")
-               for size in sizes]
-    ax.legend(handles, [f"{human(size)} params" for size in sizes], loc="center left", frameon=False,
-              bbox_to_anchor=(1.02, 0.5), labelspacing=2.2, borderpad=1.0, fontsize=8, scatterpoints=1,
-              title="bubble area", title_fontsize=8)
+def _size_legend(ax: Any, bubbles: _Bubbles) -> None:
+    counts = bubbles.legend_counts()
+    handles = [ax.scatter([], [], s=bubbles.area(count), color="#bbbbbb", alpha=0.6, edgecolors="#888888")
+               for count in counts]
+    widest = math.sqrt(BUBBLE_AREA[1]) / 8  # the largest bubble's diameter, in the legend's font size (8 pt)
+    ax.legend(handles, [f"{human(count)} params" for count in counts], loc="center left", frameon=False,
+              bbox_to_anchor=(1.0, 0.5), labelspacing=0.6 * widest, handlelength=widest, borderpad=0.6,
+              fontsize=8, scatterpoints=1, title="bubble area", title_fontsize=8)

@@ -10,7 +10,7 @@ from blockbuilder.search.budgets import Budget
 from blockbuilder.search.family import Family, check_family, explore_family
 from blockbuilder.search.section import parse_space
 from blockbuilder.search.space import Space, value_text
-from blockbuilder.text import human
+from blockbuilder.text import human, plural
 
 __all__ = ["describe_space"]
 
@@ -31,7 +31,7 @@ def describe_space(architecture: Any, overrides: Sequence[str] = ()) -> str:
     width = max(len(d.path) for d in space.dimensions)
     for dimension in space.dimensions:
         count = dimension.size
-        values = "continuous" if count is None else f"{count:,} value{'s' if count != 1 else ''}"
+        values = "continuous" if count is None else plural(count, "value")
         lines.append(f"  {dimension.path:<{width}}  {dimension.describe():<32} {values}")
     if architecture.source is not None:
         family = explore_family(architecture.source, overrides, space)
@@ -39,9 +39,9 @@ def describe_space(architecture: Any, overrides: Sequence[str] = ()) -> str:
         lines.extend(_family_lines(family, space.budget))
     objective = " and ".join("validation accuracy" if o == "accuracy" else o for o in space.objectives)
     pruner = f", {space.pruner} pruner" if space.pruner != "none" else ""
-    epochs = f"{space.epochs} epoch{'s' if space.epochs != 1 else ''} each" if space.epochs else \
+    epochs = f"{plural(space.epochs, 'epoch')} each" if space.epochs else \
         "the train section's epochs each"
-    trials = f"{space.trials} trials" if space.trials else "trials"
+    trials = plural(space.trials, "trial") if space.trials else "trials"
     lines.append(f"objective: {objective} ({space.sampler} sampler{pruner}); {trials} of {epochs}")
     return "\n".join(lines)
 
@@ -53,11 +53,10 @@ def _size_line(space: Space) -> str:
     for name, sizes in (("architecture", architecture), ("training setting", training)):
         if not sizes:
             continue
-        count = "continuous" if None in sizes else f"{math.prod(s for s in sizes if s is not None):,}"
-        parts.append(f"{count} {name}{'s' if count != '1' else ''}")
-    total = "infinitely many" if space.size is None else f"{space.size:,}"
-    searched = len(space.dimensions)
-    return f"search: {searched} value{'s' if searched != 1 else ''} searched, {total} trials possible " \
+        known = [size for size in sizes if size is not None]
+        parts.append(f"continuous {name}s" if None in sizes else plural(math.prod(known), name))
+    total = "infinitely many trials" if space.size is None else plural(space.size, "trial")
+    return f"search: {plural(len(space.dimensions), 'value')} searched, {total} possible " \
            f"({' x '.join(parts)})"
 
 

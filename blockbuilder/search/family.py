@@ -18,6 +18,7 @@ from typing import Any
 from blockbuilder.errors import SpecError, UsageError
 from blockbuilder.search.budgets import Budget, Figures, measure
 from blockbuilder.search.space import Dimension, Space, value_text
+from blockbuilder.text import plural
 
 __all__ = ["Family", "check_capacity", "check_family", "explore_family"]
 
@@ -51,7 +52,7 @@ class Family:
     def span(self) -> str:
         """``all 12 architectures`` or ``200 of 1,024 architectures sampled``."""
         if self.exhaustive:
-            return f"all {self.checked:,} architecture{'s' if self.checked != 1 else ''}"
+            return f"all {plural(self.checked, 'architecture')}"
         total = "infinitely many" if self.total is None else f"{self.total:,}"
         return f"{self.checked:,} of {total} architectures sampled"
 
@@ -147,5 +148,5 @@ def check_capacity(family: Family, space: Space, budget: Budget, trials: int) ->
         return
     capacity = len(family.fitting(budget)) * math.prod(s for s in training if s is not None)
     if trials > capacity:
-        raise UsageError(f"--trials {trials}: the space holds only {capacity} different trial"
-                         f"{'s' if capacity != 1 else ''} that fit the budget")
+        raise UsageError(f"--trials {trials}: the space holds only {plural(capacity, 'different trial')} "
+                         "that fit the budget")

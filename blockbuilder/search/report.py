@@ -18,7 +18,7 @@ import yaml  # type: ignore[import-untyped]
 
 from blockbuilder.errors import CommandError, SpecError, UsageError
 from blockbuilder.files import atomic_path
-from blockbuilder.text import human
+from blockbuilder.text import human, plural
 
 __all__ = [
     "CSV_COLUMNS",
@@ -182,7 +182,7 @@ def write_pareto(path: Path, rows: list[TrialRow], *, title: str, dataset: str |
     ys = [100.0 * (row.val_accuracy or 0.0) for row in front]
     axes.step(xs, ys, where="post", color="#222222", linewidth=1.4, zorder=6, label="Pareto front")
     axes.scatter(xs, ys, s=60, facecolors="none", edgecolors="#222222", linewidths=1.6, zorder=6)
-    axes.set_title(f"{title}: accuracy vs operations; line and * = Pareto front, bubble area ∝ parameters",
+    axes.set_title(f"{title}: accuracy vs operations; line and * = Pareto front, bubble area by parameters",
                    fontsize=10, loc="left")
     _count_axis(axes)
     axes.set_ylabel("validation accuracy [%]")
@@ -225,7 +225,7 @@ def table(rows: list[TrialRow], trials: int | None = None) -> Any:
     paths = searched_paths(rows)
     front = {row.number for row in pareto_front(rows)}
     best = best_row(rows)
-    out = Table(title=f"{len(rows)} trials" + (f" (target {trials} finished)" if trials else ""),
+    out = Table(title=plural(len(rows), "trial") + (f" (target {trials} finished)" if trials else ""),
                 title_justify="left")
     right = ("#", *(_short(p, paths) for p in paths), "params", "MACs", "val_accuracy", "time")
     for column in ("#", "state", *(_short(p, paths) for p in paths), "params", "MACs", "val_accuracy", "time",
@@ -285,8 +285,8 @@ class Progress:
         counts = tally(search.study.get_trials(deepcopy=False))
         already = f", {counts.finished} finished already" if counts.finished else ""
         self.console.print(
-            f"search {search.name}: {search.options.trials} trials of {search.epochs} epoch"
-            f"{'s' if search.epochs != 1 else ''}, {search.space.sampler} sampler, storage "
+            f"search {search.name}: {plural(search.options.trials, 'trial')} of {plural(search.epochs, 'epoch')}, "
+            f"{search.space.sampler} sampler, storage "
             f"{self.record.get('storage')}{already}")
         if self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -333,7 +333,7 @@ class Progress:
         self.console.print(table(rows, search.options.trials))
         pruned = "" if not counts.skipped else \
             f"; {counts.skipped} pruned before training ({_reasons(rows)})"
-        self.console.print(f"{counts.finished} trials finished ({counts.complete} complete"
+        self.console.print(f"{plural(counts.finished, 'trial')} finished ({counts.complete} complete"
                            f"{', ' + str(counts.failed) + ' failed' if counts.failed else ''}){pruned}")
         best = best_row(rows)
         written = ", ".join(str(search.output / name) for name in ("trials.csv", "best.yaml", "pareto.png")

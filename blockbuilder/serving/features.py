@@ -21,6 +21,7 @@ import numpy as np
 from blockbuilder.errors import UsageError
 from blockbuilder.files import atomic_path
 from blockbuilder.images import Preprocessing, read_image
+from blockbuilder.text import plural
 
 PER_LINE = 8        # feature maps per line of a stage's grid
 CELL = 1.0          # inches per feature map
@@ -182,7 +183,7 @@ def _figure(image: np.ndarray, filters: list[np.ndarray], conv_name: str, found:
 
 def _stage(fig: Any, name: str, out: np.ndarray, maps: int, top: float, width: float, height: float) -> None:
     chosen = strongest(out, maps)
-    label = f"{name}\n{_shape(out.shape)}\n{len(chosen)} of {out.shape[-1]} maps"
+    label = f"{name}\n{_shape(out.shape)}\n{len(chosen)} of {plural(out.shape[-1], 'map')}"
     fig.text(0.15 / width, 1 - (top + 0.45) / height, label, fontsize=9, va="center")
     _grid(fig, [out[..., c] for c in chosen], top, CELL, PER_LINE, width, height)
 

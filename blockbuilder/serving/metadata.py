@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from blockbuilder.serving.source import ExportError, ModelSource
+from blockbuilder.text import plural
 
 METADATA_NAME = "blockbuilder.json"
 METADATA_VERSION = 1
@@ -36,7 +37,7 @@ def build_metadata(source: ModelSource, fmt: str) -> dict[str, Any]:
     classes = _output_size(model)
     names = source.class_names or [str(i) for i in range(classes)]
     if len(names) != classes:
-        raise ExportError(f"{len(names)} class names for a model with {classes} outputs")
+        raise ExportError(f"{plural(len(names), 'class name')} for a model with {plural(classes, 'output')}")
     return {
         "metadata_version": METADATA_VERSION,
         "blockbuilder_version": blockbuilder_version(),

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from blockbuilder.serving.source import ExportError, first_line
+from blockbuilder.text import plural
 
 Positive = Annotated[int, Field(gt=0)]
 
@@ -95,6 +96,6 @@ def agreeing(written: dict[str, Any], found: dict[str, Any], where: str | Path) 
                           f"{model_shape})")
     classes = len(found["class_names"])
     if len(written["class_names"]) != classes:
-        raise ExportError(f"{where}: damaged metadata ({len(written['class_names'])} class names for a model "
-                          f"with {classes} outputs)")
+        raise ExportError(f"{where}: damaged metadata ({plural(len(written['class_names']), 'class name')} for a "
+                          f"model with {plural(classes, 'output')})")
     return {**written, "input": {**written["input"], "name": found["input"]["name"]}}

@@ -25,6 +25,7 @@ from blockbuilder.serving.loaders import FILE_LOADERS, load_model
 from blockbuilder.serving.metadata import METADATA_NAME, litert_metadata_path
 from blockbuilder.serving.metadata_check import read_metadata
 from blockbuilder.serving.source import ExportError, first_line, inspect_source
+from blockbuilder.text import plural
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ def predict(export_or_model: Any, images: Sequence[str | Path], top: int = 3) ->
     probabilities = as_probabilities(scores)
     names = loaded.metadata["class_names"]
     if probabilities.shape[-1] != len(names):
-        raise ExportError(f"{export_or_model}: the model gives {probabilities.shape[-1]} scores for "
-                          f"{len(names)} class names")
+        raise ExportError(f"{export_or_model}: the model gives {plural(probabilities.shape[-1], 'score')} for "
+                          f"{plural(len(names), 'class name')}")
     return [Prediction(str(path), top_classes(row, names, top)) for path, row in zip(images, probabilities)]
 
 

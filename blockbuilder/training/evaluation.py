@@ -139,6 +139,14 @@ def _plot_confusion(path: Path, matrix: np.ndarray, names: Sequence[str]) -> Non
     write_file(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
 
 
+def _wide_enough_title(figure: Any, title: str) -> None:
+    """Give ``figure`` the title ``title``, widening the figure when it is narrower (one or two images)."""
+    text = figure.suptitle(title)
+    width = text.get_window_extent().width / figure.dpi + 0.4  # inches, with a margin each side
+    if width > figure.get_figwidth():
+        figure.set_figwidth(width)
+
+
 def _plot_misclassified(path: Path, results: Predictions, names: Sequence[str]) -> None:
     count = len(results.wrong_images)
     columns = min(5, count)
@@ -152,6 +160,6 @@ def _plot_misclassified(path: Path, results: Predictions, names: Sequence[str]) 
         ax.set_title(f"{names[true]} -> {names[predicted]}\n({probability:.2f})", fontsize=8)
     for ax in axes:
         ax.axis("off")
-    figure.suptitle("misclassified test images (true -> predicted)")
+    _wide_enough_title(figure, "misclassified test images (true -> predicted)")
     figure.tight_layout()
     write_file(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))

@@ -27,7 +27,7 @@ from blockbuilder.training.evaluation import collect, per_class, write_outputs
 from blockbuilder.training.outputs import plot_curves, write_tensorboard
 from blockbuilder.training.phases import Phases
 from blockbuilder.training.progress import Reporter
-from blockbuilder.training.rundir import strict_json, write_file, write_history_csv, write_text
+from blockbuilder.training.rundir import history_row, strict_json, write_file, write_history_csv, write_text
 from blockbuilder.training.spec import TrainError
 from blockbuilder.training.stopping import NanGuard, improved
 from blockbuilder.training.weights import assign_values, variable_values, weights_sha256
@@ -88,7 +88,8 @@ class Trainer:
 
     def _load_data(self) -> Splits:
         spec, arch = self.spec, self.architecture
-        splits = load_splits(spec.dataset, arch.input_shape, arch.classes, spec.validation_split)
+        splits = load_splits(spec.dataset, arch.input_shape, arch.classes, spec.validation_split,
+                             validation=spec.validation, test=spec.test)
         if spec.cache:
             splits.train = splits.train.cache()
             splits.validation = splits.validation.cache()
@@ -170,7 +171,7 @@ class Trainer:
         seconds = time.perf_counter() - started
         row["seconds"] = round(seconds, 3)
         row["images_per_second"] = round(self.steps_per_epoch * self.spec.batch_size / seconds, 1) if seconds else 0.0
-        return row
+        return history_row(row)  # as history.csv will hold it
 
     def _prime(self, data: Any) -> None:
         """Build a newly compiled model's loss and metrics on one batch, outside ``fit``.

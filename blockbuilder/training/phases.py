@@ -25,6 +25,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
+from blockbuilder.text import plural
 from blockbuilder.training.spec import TrainSpec
 from blockbuilder.transfer.settings import Freeze, read_freeze
 
@@ -53,6 +54,12 @@ class Phase:
 
     def holds(self, epoch: int) -> bool:
         return self.start <= epoch < self.start + self.epochs
+
+    @property
+    def span(self) -> str:
+        """Its epochs, counted from 1: ``epochs 3-5``, or ``epoch 3`` for a phase of one epoch."""
+        last = self.start + self.epochs
+        return f"epoch {last}" if self.epochs == 1 else f"epochs {self.start + 1}-{last}"
 
 
 def phases_of(architecture: Any, spec: TrainSpec) -> list[Phase]:
@@ -118,7 +125,7 @@ class Phases:
             self.say(escape(report.headline()))
             for block, loaded, skipped, why in report.rows():
                 if skipped:
-                    self.say(escape(f"  {block}: {loaded} layers loaded, {skipped} skipped ({why})"))
+                    self.say(escape(f"  {block}: {plural(loaded, 'layer')} loaded, {skipped} skipped ({why})"))
         self._compile(model, self.at(max(epochs_completed - 1, 0)))
         return model
 
@@ -135,8 +142,8 @@ class Phases:
         self.announced = phase
         freeze = phase.freeze or self.architecture.freeze
         optimizer = phase.spec.optimizer
-        self.say(f"phase {phase.number}/{len(self.phases)} ({phase.name}): epochs {phase.start + 1}-"
-                 f"{phase.start + phase.epochs}, frozen: {freeze.written if freeze else 'none'}, "
+        self.say(f"phase {phase.number}/{len(self.phases)} ({phase.name}): {phase.span}, "
+                 f"frozen: {freeze.written if freeze else 'none'}, "
                  f"{optimizer.name} at {optimizer.learning_rate:g}")
         return started
 

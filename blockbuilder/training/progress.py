@@ -19,6 +19,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from blockbuilder.text import plural
+
 __all__ = ["Reporter", "fit_fields", "format_logs"]
 
 SHOWN = ("loss", "accuracy", "val_loss", "val_accuracy", "top5_accuracy", "val_top5_accuracy")
@@ -121,7 +123,7 @@ class Reporter:
         resumed = f", resuming after epoch {resumed_from}" if resumed_from is not None else ""
         self.console.print(
             f"training {name} on {spec.dataset} ({sizes['train']} train, {sizes['validation']} "
-            f"validation, {sizes['test']} test images): {spec.epochs} epochs, batch "
+            f"validation, {plural(sizes['test'], 'test image')}): {plural(spec.epochs, 'epoch')}, batch "
             f"{spec.batch_size}, {spec.optimizer.name}, {precision} on {device}{resumed}"
         )
         if self.live:
@@ -166,7 +168,7 @@ class Reporter:
 
     def table(self, metrics: dict[str, Any], run_dir: Path) -> None:
         """Print the final table of test metrics and where the outputs are."""
-        table = Table(title=f"test metrics ({metrics['examples']['test']} images)")
+        table = Table(title=f"test metrics ({plural(metrics['examples']['test'], 'image')})")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for key, value in metrics["test"].items():

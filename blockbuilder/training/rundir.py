@@ -14,11 +14,13 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import re
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -29,7 +31,8 @@ from blockbuilder.errors import CommandError
 from blockbuilder.files import atomic_path
 from blockbuilder.training.spec import TrainError
 
-__all__ = ["choose_run_dir", "make_run_dir", "strict_json", "write_file", "write_history_csv", "write_text"]
+__all__ = ["choose_run_dir", "history_row", "make_run_dir", "strict_json", "write_file", "write_history_csv",
+           "write_text"]
 
 
 # --------------------------------------------------------------------------- files
@@ -70,13 +73,46 @@ def strict_json(value: Any) -> str:
     return json.dumps(_finite(value), indent=2, allow_nan=False) + "\n"
 
 
+#: History columns that follow the training and validation values, in this order.
+HISTORY_TAIL = ("phase", "learning_rate", "lr", "seconds", "images_per_second")
+
+
+def _shortest(value: Any) -> Any:
+    """A float32 value as the float its shortest decimal names: ``0.4000000059604645`` -> ``0.4``.
+
+    Keras logs float32 metrics as float64 numbers; the float32 value stays the same (and the order of
+    any two values too). A float that is no float32 value (``0.1 + 0.2``) is kept as it is.
+    """
+    if not isinstance(value, float):
+        return value
+    with np.errstate(over="ignore"):
+        single = np.float32(value)
+    return float(str(single)) if float(single) == value else value
+
+
+def history_columns(history: Sequence[dict[str, Any]]) -> list[str]:
+    """``epoch``, ``loss``, the metrics, ``val_loss``, the ``val_`` metrics, then ``HISTORY_TAIL``."""
+    keys = list(dict.fromkeys(key for row in history for key in row))
+    tail = [key for key in HISTORY_TAIL if key in keys]
+    train = [key for key in keys if key != "epoch" and key not in tail and not key.startswith("val_")]
+    validation = [f"val_{key}" for key in train if f"val_{key}" in keys]
+    validation += [key for key in keys if key.startswith("val_") and key not in validation]
+    train.sort(key=lambda key: key != "loss")  # stable: the metrics keep the order Keras logged them in
+    validation.sort(key=lambda key: key != "val_loss")
+    return [key for key in ("epoch",) if key in keys] + train + validation + tail
+
+
+def history_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One epoch's row as ``history.csv`` holds it: its columns in reading order, float32 values short."""
+    return {key: _shortest(row[key]) for key in history_columns([row])}
+
+
 def write_history_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
-    """Write one row per epoch (``epoch`` first, then every logged value)."""
-    keys = ["epoch"] + sorted({k for row in history for k in row} - {"epoch"})
+    """Write one row per epoch: ``epoch``, the training values, the validation values, then the rest."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=history_columns(history), lineterminator="\n")
     writer.writeheader()
-    writer.writerows(history)
+    writer.writerows(history_row(row) for row in history)
     write_text(path, buffer.getvalue())
 
 
@@ -114,16 +150,29 @@ def choose_run_dir(name: str, output: Optional[str | Path], resume: bool, root: 
     return next(path for path in numbered if not _holds_run(path))
 
 
-def make_run_dir(path: Path) -> None:
-    """Create the run directory (and its parents).
+def make_run_dir(path: Path) -> list[Path]:
+    """Create the run directory (and its parents); returns the folders it made, innermost first.
 
     Raises:
         TrainError: it cannot be created, naming it.
     """
+    made = [folder for folder in (path, *path.parents) if not folder.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise TrainError(f"cannot create run directory {path}: {error.strerror}") from None
+    return made
+
+
+def discard_run_dir(path: Path, made: list[Path]) -> None:
+    """Remove a run directory that :func:`make_run_dir` made (``made``), and the parents it made when
+    they are empty again; a directory it did not make is left alone."""
+    if not made or made[0] != path:
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    for folder in made[1:]:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _last_index(base: Path, name: str) -> int:

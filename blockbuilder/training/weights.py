@@ -9,6 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from blockbuilder.text import plural
 from blockbuilder.training.spec import TrainError
 
 __all__ = ["assign_values", "to_numpy", "variable_values", "weights_sha256"]
@@ -48,7 +49,7 @@ def assign_values(variables: Any, values: list[np.ndarray], what: str) -> None:
         TrainError: the counts or shapes differ (the architecture changed since the checkpoint).
     """
     if len(variables) != len(values):
-        raise TrainError(f"cannot resume: the checkpoint holds {len(values)} {what} variables, the model "
+        raise TrainError(f"cannot resume: the checkpoint holds {plural(len(values), what + ' variable')}, the model "
                          f"{len(variables)} (the architecture changed?)")
     for variable, value in zip(variables, values):
         if tuple(variable.shape) != tuple(value.shape):

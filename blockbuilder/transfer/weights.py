@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from blockbuilder.errors import CommandError
+from blockbuilder.text import listed, plural
 from blockbuilder.transfer.settings import Weights
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,13 +121,14 @@ class LoadReport:
         return rows
 
     def headline(self) -> str:
-        """One line: where from, how many layers loaded and skipped."""
+        """One line: where from, how many layers loaded and skipped, which of the file's went unused."""
         matched = " (matched in order)" if self.by_order else ""
-        text = f"weights {self.source}: {self.loaded} of {len(self.results)} layers loaded from {self.path}{matched}"
+        layers = plural(len(self.results), "layer")
+        text = f"weights {self.source}: {self.loaded} of {layers} loaded from {self.path}{matched}"
         if self.skipped:
             text += f", {len(self.skipped)} skipped"
         if self.unused:
-            text += f"; {len(self.unused)} layers of the file unused"
+            text += f"; {plural(len(self.unused), 'layer')} of the file unused: {listed(self.unused)}"
         return text
 
     def render(self) -> Any:
@@ -348,7 +350,7 @@ def load_weights(model: Any, weights: Weights, architecture: Architecture | None
     if weights.strict and report.skipped:
         first = report.skipped[0]
         raise WeightsError(f"weights {weights.written} (strict): {first.layer} was not loaded: {first.why} "
-                           f"({len(report.skipped)} of {len(results)} layers skipped)")
+                           f"({len(report.skipped)} of {plural(len(results), 'layer')} skipped)")
     for variables, layer in pairs:
         for variable, value in zip(variables, layer.values):
             variable.assign(np.asarray(value, dtype=variable.dtype))
