@@ -79,6 +79,9 @@ def build(architecture: Architecture) -> keras.Model:
     Raises:
         CommandError: the ``weights:`` source cannot be used (see ``blockbuilder.transfer.prepare``).
     """
+    from blockbuilder.quiet import import_keras_quietly
+
+    import_keras_quietly()
     from blockbuilder.compiler.compile import build_model
 
     model = build_model(architecture.root, architecture.name, architecture.input_shape,
@@ -95,6 +98,9 @@ def load_model(path: str, **kwargs: Any) -> keras.Model:
 
     ``keras.saving.load_model`` works as well once ``blockbuilder.compiler.layers`` has been imported.
     """
+    from blockbuilder.quiet import import_keras_quietly
+
+    import_keras_quietly()
     import keras
 
     from blockbuilder.compiler import layers  # noqa: F401  (registers the custom layers)

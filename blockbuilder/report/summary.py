@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from blockbuilder.blocks import Node
 from blockbuilder.language.architecture import Architecture, block_depth
 from blockbuilder.text import human
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
 
 
 @dataclass
@@ -30,6 +33,11 @@ class BlockSummary:
     children: list[BlockSummary] = field(default_factory=list)
     trainable_params: int = 0  # weights training updates
     frozen_params: int = 0  # weights of frozen layers (freeze:), which never change
+
+    def __repr__(self) -> str:
+        """One line (the dataclass' own repr spells out the whole subtree)."""
+        return (f"<BlockSummary {self.name} ({self.type}): {self.output_shape}, {self.params:,} params, "
+                f"{human(self.macs)} MACs, depth {self.depth}, {len(self.children)} children>")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "output_shape": self.output_shape,
@@ -52,15 +60,42 @@ class Summary:
     depth: int
     blocks: list[BlockSummary]
 
+    def __repr__(self) -> str:
+        """One line: the name and the totals (``print(summary)`` shows the table)."""
+        return (f"<Summary {self.name}: {self.params_total:,} params, {human(self.macs)} MACs, "
+                f"depth {self.depth}>")
+
+    def __str__(self) -> str:
+        """The table ``blockbuilder summary`` prints, as plain text: what ``print(summary)`` shows."""
+        return self.text()
+
+    def __rich__(self) -> Any:
+        """The table in colour, for ``rich.print(summary)`` and a rich console."""
+        return render(self)
+
     def _repr_html_(self) -> str:
         """The summary table, as ``blockbuilder summary`` prints it, inline in Jupyter."""
-        import io
+        return _recorded(render(self), 120).export_html(
+            inline_styles=True, code_format='<pre style="font-family:monospace">{code}</pre>')
 
+    def text(self, depth: int | None = None) -> str:
+        """The table as plain text, as wide as it needs (nothing cropped).
+
+        Args:
+            depth: Fold the block tree below this level (``blockbuilder summary --depth``).
+        """
+        lines = _recorded(render(self, depth), _UNCROPPED).export_text().splitlines()
+        return "\n".join(line.rstrip() for line in lines)
+
+    def show(self, depth: int | None = None) -> None:
+        """Print the table to stdout, in colour on a terminal, like ``model.summary()``.
+
+        Args:
+            depth: Fold the block tree below this level (``blockbuilder summary --depth``).
+        """
         from rich.console import Console
 
-        console = Console(record=True, width=120, file=io.StringIO())
-        console.print(render(self))
-        return console.export_html(inline_styles=True, code_format='<pre style="font-family:monospace">{code}</pre>')
+        Console().print(render(self, depth))
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` object (schema in the README)."""
@@ -168,6 +203,20 @@ def _block(node: Node[Any], own_params: dict[str, int], own_macs: dict[str, int]
         frozen_params=frozen + sum(c.frozen_params for c in children),
     )
 
+
+#: Columns for the plain text: wider than any table, which takes only the width it needs.
+_UNCROPPED = 10_000
+
+
+def _recorded(renderable: Any, width: int) -> Console:
+    """A rich ``Console`` that has printed ``renderable`` into memory, ready for ``export_text``/``export_html``."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(record=True, width=width, file=io.StringIO())
+    console.print(renderable)
+    return console
 
 
 def render(summary: Summary, max_depth: int | None = None) -> Any:
