@@ -26,6 +26,41 @@ def test_train_section_defaults_and_strictness():
         TrainSpec.model_validate({"dataset": "mnist"})
 
 
+PHASES = "train:\n  phases:\n    - {epochs: 1}\n    - {epochs: 3}\n"
+
+
+def test_phases_decide_the_epochs_an_extended_file_set(write, cli) -> None:
+    write("extends: lenet5\ntrain:\n  epochs: 8\n", "base.yaml")
+    child = write("extends: base.yaml\n" + PHASES, "child.yaml")
+
+    import blockbuilder
+
+    assert blockbuilder.load(child).train.epochs == 4
+    assert cli("validate", child)[:1] == (0,)
+
+
+@pytest.mark.parametrize("written, where", [
+    ("extends: lenet5\ntrain:\n  epochs: 8\n  phases:\n    - {epochs: 1}\n    - {epochs: 3}\n", "3:3"),
+    ("extends: child.yaml\ntrain:\n  epochs: 8\n", "3:3"),  # written later than the phases
+])
+def test_epochs_written_beside_or_after_the_phases_must_agree(write, cli, written: str, where: str) -> None:
+    write("extends: lenet5\n" + PHASES, "child.yaml")
+    path = write(written, "arch.yaml")
+
+    message = "epochs (8) differs from the phases' total (1 + 3 = 4); leave epochs out (the phases decide it), " \
+              "or make them agree"
+    assert cli("validate", path) == (1, "", f"{path}:{where}: train: {message}\n")
+
+
+def test_epochs_on_the_command_line_must_agree_with_inherited_phases(write, cli) -> None:
+    child = write("extends: lenet5\n" + PHASES, "child.yaml")
+
+    code, _, err = cli("validate", child, "--set", "train.epochs=4")
+    assert code == 0
+    code, _, err = cli("validate", child, "--set", "train.epochs=3")
+    assert code == 1 and "epochs (3) differs from the phases' total (1 + 3 = 4)" in err and "value error" not in err
+
+
 def test_augmentation_shorthand_and_dump_round_trip():
     spec = TrainSpec.model_validate({"augmentation": ["flip", {"random_crop": {"padding": 2}}, {"zoom": None}]})
     assert [step.kind for step in spec.augmentation] == ["flip", "random_crop", "zoom"]
@@ -54,22 +89,42 @@ tf = pytest.importorskip("tensorflow")
 from blockbuilder.training import api, devices, optim, rundir  # noqa: E402
 
 
-@pytest.mark.parametrize(
-    "flags, device, expected",
-    [
-        ("fpu avx512f avx512_bf16 amx_bf16", "cpu", "mixed_bfloat16"),
-        ("fpu avx512f avx512_vnni", "cpu", "float32"),
-        ("fpu", "tpu", "mixed_bfloat16"),
-    ],
-)
-def test_auto_precision_follows_the_hardware(monkeypatch, tmp_path, flags, device, expected):
+def fake_cpu(monkeypatch, tmp_path, flags: str) -> None:
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor : 0\nflags\t\t: {flags}\n")
+    cpuinfo.write_text(f"processor : 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n")
     real_open = open
     monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(
         cpuinfo if path == "/proc/cpuinfo" else path, *a, **k))
-    assert devices.resolve_precision("auto", device) == expected
-    assert devices.resolve_precision("float32", device) == "float32"
+    monkeypatch.setenv("BLOCKBUILDER_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("flags, speeds, expected", [
+    ("fpu avx2 fma", None, "float32"),  # AMD EPYC, AVX2 only: no bf16 units, no probe (bf16 ran at 0.5x)
+    ("fpu avx512f avx512_bf16 amx_bf16", (503.2, 373.5), "float32"),  # bf16 units, but bf16 measured slower
+    ("fpu avx512f avx512_bf16", (186.0, 368.4), "mixed_bfloat16"),  # bf16 measured 2x faster
+    ("fpu avx512f avx512_bf16", (300.0, 320.0), "float32"),  # within the margin: not worth the rounding
+    ("fpu avx512f avx512_bf16", (0.0, 0.0), "float32"),  # the probe failed
+])
+def test_auto_precision_on_a_cpu_is_the_measured_faster_one(monkeypatch, tmp_path, flags, speeds, expected):
+    fake_cpu(monkeypatch, tmp_path, flags)
+    probes: list[int] = []
+
+    def probe() -> tuple[float, float]:
+        probes.append(1)
+        assert speeds is not None, "a CPU without bf16 units is not probed"
+        return speeds
+
+    monkeypatch.setattr(devices, "probe_speeds", probe)
+    assert devices.resolve_precision("auto", "cpu") == expected
+    assert devices.resolve_precision("auto", "cpu") == expected  # the second run reads the cache
+    assert len(probes) == (0 if speeds is None else 1)
+    assert devices.resolve_precision("float32", "cpu") == "float32"
+    assert devices.resolve_precision("auto", "tpu") == "mixed_bfloat16"
+
+
+def test_the_precision_probe_measures_both_policies_in_a_fresh_process():
+    float32, bfloat16 = devices.probe_speeds(steps=1, batch=4)
+    assert float32 > 0 and bfloat16 > 0
 
 
 @pytest.mark.parametrize("capabilities, expected", [([(8, 0)], "mixed_bfloat16"), ([(7, 5)], "mixed_float16"),

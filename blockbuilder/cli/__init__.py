@@ -3,6 +3,10 @@
 Each module here is one ``blockbuilder`` sub-command and exposes:
 
 * ``HELP`` -- a one-line description for ``blockbuilder --help``;
+* ``DOCS`` -- where the docs cover it, without a URL (``'docs/training.md, "The run directory"'``: files,
+  and quoted section headings of the file named before them);
+* ``EXAMPLES`` -- a tuple of real command lines, each starting ``blockbuilder COMMAND`` (a ``# comment``
+  may follow); ``--help`` ends with ``docs: DOCS`` and then these, and shows the options' defaults;
 * ``configure(parser)`` -- adds its arguments (must not import TensorFlow or Keras);
 * ``run(args) -> int`` -- does the work and returns the exit code (imports heavy modules inside).
 
@@ -20,6 +24,7 @@ def all_commands() -> list[ModuleType]:
         compare,
         draw,
         embed,
+        evaluate,
         explore,
         export,
         features,
@@ -30,7 +35,7 @@ def all_commands() -> list[ModuleType]:
         train,
     )
 
-    return [train, report, export, predict, draw, features, embed, explore, compare, search, search_report]
+    return [train, report, evaluate, export, predict, draw, features, embed, explore, compare, search, search_report]
 
 
 def positive_int(text: str) -> int:

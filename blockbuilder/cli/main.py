@@ -30,8 +30,10 @@ NeedsKeras = bool | Callable[[argparse.Namespace], bool]
 def cmd_validate(args: argparse.Namespace) -> int:
     from blockbuilder.report.summary import estimate
     from blockbuilder.text import human
+    from blockbuilder.training.api import check_data
 
     arch = args.architecture
+    check_data(arch, written_only=True)
     params, macs = estimate(arch)
     _out(f"{arch.name}: ok (input {list(arch.input_shape)} -> output {list(arch.output_shape)}, "
          f"depth {arch.depth}, {params:,} params, {human(macs)} MACs)")

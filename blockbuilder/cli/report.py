@@ -16,17 +16,15 @@ TAKES_ARCH = False
 NEEDS_KERAS = False
 PICTURES = ("confusion_matrix.png", "misclassified.png", "curves.png")
 
-EXAMPLES = """\
-examples:
-  blockbuilder report runs/lenet5
-  blockbuilder report runs/lenet5 --json | jq '.test.per_class'
-"""
+DOCS = 'docs/training.md, "The run directory"'
+EXAMPLES = (
+    "blockbuilder report runs/lenet5",
+    "blockbuilder report runs/lenet5 --json | jq '.test.per_class'",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the report arguments."""
-    parser.epilog = EXAMPLES
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("run", metavar="RUN", help="a run directory (with metrics.json)")
     parser.add_argument("--json", action="store_true", help="print metrics.json as it is")
 
@@ -64,19 +62,27 @@ def _number(value: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the report."""
-    from rich.table import Table
-
-    from blockbuilder.cli.console import console
-
     metrics = args.metrics if hasattr(args, "metrics") else read_metrics(args.run)
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
+    print_test_results(Path(args.run), metrics,
+                       f"{args.run}: {metrics.get('epochs_completed', '?')} epochs ({metrics.get('stopped', '?')}), "
+                       f"best epoch {metrics.get('best_epoch', '?')}, {metrics.get('dataset', '?')}")
+    return 0
+
+
+def print_test_results(folder: Path, metrics: dict[str, Any], heading: str) -> None:
+    """The test metrics, the per-class table, the most confused pairs and the pictures in ``folder``
+    (``report`` of a run, ``evaluate`` of a run on other data)."""
+    from rich.table import Table
+
+    from blockbuilder.cli.console import console
+
     out = console()
     test = metrics["test"]
     examples = metrics.get("examples", {}).get("test", "?")
-    out.print(f"{args.run}: {metrics.get('epochs_completed', '?')} epochs ({metrics.get('stopped', '?')}), "
-              f"best epoch {metrics.get('best_epoch', '?')}, {metrics.get('dataset', '?')}")
+    out.print(heading)
     out.print(f"test ({examples} images): " + "  ".join(
         f"{key} {_number(value)}" for key, value in test.items() if not isinstance(value, (list, dict))))
     rows = test.get("per_class") or []
@@ -90,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
     confused = test.get("most_confused") or []
     if confused:
         out.print("most confused: " + ", ".join(f"{c['true']} -> {c['predicted']} ({c['count']})" for c in confused))
-    pictures = [str(Path(args.run) / name) for name in PICTURES if (Path(args.run) / name).is_file()]
+    pictures = [str(folder / name) for name in PICTURES if (folder / name).is_file()]
     if pictures:
         out.print("pictures: " + "  ".join(pictures))
-    return 0

@@ -183,12 +183,39 @@ def _input_shape(document: Map, scope: Mapping[str, Any]) -> tuple[int, ...]:
 
 
 def _classes(document: Map, scope: Mapping[str, Any]) -> int | None:
-    if "classes" not in document:
-        return None
+    if "classes" not in document:  # a file that trains on a folder or npz takes the count from it
+        return _classes_of_data(document, required=False)
+    if document["classes"] == "auto":
+        return _classes_of_data(document, required=True)
     value = substitute(document["classes"], scope, document.loc_of("classes"), "classes")
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise SpecError(f"expected a positive integer, got {shown(value)}", document.loc_of("classes"), "classes")
     return value
+
+
+def _classes_of_data(document: Map, required: bool) -> int | None:
+    """``classes: auto``: the number of classes of ``train.dataset`` (digits, a folder or an npz file)."""
+    from blockbuilder.errors import DataError
+    from blockbuilder.training.sources import class_names_of, locate
+
+    section = document.get("train")
+    dataset = section.get("dataset") if isinstance(section, Map) else "digits"
+    where = document.loc_of("classes")
+    if not isinstance(dataset, str) or not dataset.startswith(("folder:", "npz:", "digits")):
+        if not required:
+            return None
+        raise SpecError(f"classes: auto counts the classes of train.dataset when it is digits, a folder: or an "
+                        f"npz: file; write the number for {shown(dataset)}", where, "classes")
+    if dataset == "digits" and not required:
+        return None
+    source = locate(dataset, section.loc_of("dataset"))[0] if isinstance(section, Map) else dataset
+    try:
+        names = class_names_of(source)
+    except DataError as problem:
+        if not required:
+            return None
+        raise SpecError(f"classes: auto cannot count the classes: {problem}", where, "classes") from None
+    return len(names) if names else None
 
 
 def _input_name(document: Map) -> str:
@@ -204,12 +231,33 @@ def _train(document: Map, scope: Mapping[str, Any]) -> Any:
     if not isinstance(section, Map):
         raise SpecError("'train' is a mapping of training settings", document.loc_of("train"), "train")
     values = substitute(section, scope, section.loc, "train")
+    if isinstance(values, Map) and "epochs" in values and "phases" in values and _inherited_epochs(document, section):
+        values = Map({k: v for k, v in values.items() if k != "epochs"}, loc=values.loc)
+        values.locs = {k: v for k, v in section.locs.items() if k != "epochs"}
     from blockbuilder.training.spec import TrainSpec
 
     try:
         return TrainSpec.model_validate(plain(values))
     except ValidationError as exc:
         raise spec_error(exc, values, section.loc, "train", TrainSpec) from None
+
+
+def _layer(document: Map, where: Location | None) -> int:
+    """How late a value's layer comes: a base file 0, the file itself 1, the command line (``--set``) 2."""
+    file = where.file if where is not None else ""
+    if file.startswith("--set "):
+        return 2
+    return 1 if document.loc is not None and file == document.loc.file else 0
+
+
+def _inherited_epochs(document: Map, section: Map) -> bool:
+    """Whether ``train.epochs`` gives way to ``train.phases`` (docs/training.md, *Phases*): it does when
+    it comes from an earlier layer than the phases (a file that ``extends:`` the one with ``epochs``),
+    or from another base file; written beside them or later, it must equal their total."""
+    epochs, phases = section.loc_of("epochs"), section.loc_of("phases")
+    if epochs is None or phases is None or epochs.file == phases.file:
+        return False
+    return _layer(document, epochs) <= _layer(document, phases)
 
 
 def resolve_report(path_or_name: str | Path, overrides: Iterable[str] = ()) -> tuple[str, SpecError | None]:

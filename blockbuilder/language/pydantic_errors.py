@@ -58,6 +58,8 @@ def plain_message(error: Any, spec_class: type[BaseModel]) -> str:
         if getattr(field, "annotation", None) is int:  # the field's type decides, not the value's
             return f"expected a positive integer, got {value}"
         return f"expected a number greater than 0, got {value}"
+    if kind == "value_error":  # a validator's own sentence, already in blockbuilder's words
+        return str(ctx.get("error") or error["msg"]).removeprefix("Value error, ")
     for prefix, name in _KIND_NAMES.items():
         if kind.startswith(prefix + "_"):
             return f"expected {name}, got {shown(value)}"

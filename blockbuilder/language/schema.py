@@ -49,7 +49,7 @@ def json_schema() -> dict[str, Any]:
                                                                   EXPRESSION]},
                              "minItems": 3, "maxItems": 3}, EXPRESSION]},
         "input_name": {"type": "string"},
-        "classes": {"anyOf": [{"type": "integer", "minimum": 1}, EXPRESSION]},
+        "classes": {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}, EXPRESSION]},
         "variables": {"type": "object"},
         "defaults": {"type": "object", "properties": {n: {"type": "object"} for n in block_names()}},
         "blocks": {"type": "object", "additionalProperties": {

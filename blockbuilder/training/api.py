@@ -19,7 +19,7 @@ import yaml  # type: ignore[import-untyped]
 
 from blockbuilder.errors import SpecError
 from blockbuilder.training.checkpoint import Checkpoint, latest_checkpoint, remove_partial
-from blockbuilder.training.rundir import choose_run_dir, make_run_dir
+from blockbuilder.training.rundir import choose_run_dir, discard_run_dir, make_run_dir
 from blockbuilder.training.spec import TrainError, TrainSpec
 
 __all__ = ["EpochHook", "Plan", "Run", "TrainOptions", "plan", "run_plan", "train"]
@@ -65,6 +65,14 @@ class Run:
     metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        """One line: the directory, the epochs, why it stopped and the test metrics (not the model's repr)."""
+        test = self.metrics.get("test", {})
+        scores = "".join(f", test {key} {value:.4f}" for key, value in test.items()
+                         if isinstance(value, (int, float)))
+        return (f"<Run {self.run_dir}: {self.metrics.get('epochs_completed')} epochs, "
+                f"stopped: {self.metrics.get('stopped')}{scores}>")
+
     def _repr_html_(self) -> str:
         test = self.metrics.get("test", {})
         cells = "".join(f"<tr><td>{k}</td><td>{v:.4f}</td></tr>" for k, v in test.items()
@@ -83,6 +91,7 @@ class Plan:
         run_dir: Where the run goes.
         checkpoint: The checkpoint ``--resume`` continues from (``None``: from the start).
         notices: Lines to show before training (changed settings applied on resume ...).
+        made: The folders the plan created for the run directory (innermost first).
     """
 
     architecture: Any
@@ -90,38 +99,72 @@ class Plan:
     run_dir: Path
     checkpoint: Optional[Checkpoint]
     notices: list[str] = field(default_factory=list)
+    made: list[Path] = field(default_factory=list)
 
 
-def _dataset_location(architecture: Any) -> Any:
+DATA_KEYS = ("dataset", "validation", "test")
+
+
+def _data_location(architecture: Any, key: str) -> Any:
     document = getattr(architecture, "document", None)
     section = document.get("train") if isinstance(document, dict) else None
-    if isinstance(section, dict) and "dataset" in section and hasattr(section, "loc_of"):
-        return section.loc_of("dataset")
+    if isinstance(section, dict) and key in section and hasattr(section, "loc_of"):
+        return section.loc_of(key)
     return None
 
 
-def resolve_dataset(architecture: Any, spec: TrainSpec) -> str:
-    """``spec.dataset`` with a ``folder:``/``npz:`` path made relative to the file that wrote it.
-
-    A path on the command line (``--set``) stays relative to the working directory.
+def resolve_dataset(architecture: Any, spec: TrainSpec, key: str = "dataset") -> Optional[str]:
+    """``spec.dataset`` (or ``validation``, ``test``) with a ``folder:``/``npz:`` path made relative to
+    the file that wrote it. A path on the command line (``--set``) stays relative to the working directory.
 
     Raises:
         SpecError: the path does not exist (``FILE:LINE:COL: train.dataset: ...``).
     """
-    kind, _, rest = spec.dataset.partition(":")
+    source: Optional[str] = getattr(spec, key)
+    if source is None:
+        return None
+    kind, _, rest = source.partition(":")
     if kind not in ("folder", "npz"):
-        return spec.dataset
-    where = _dataset_location(architecture)
-    path = Path(os.path.expanduser(rest))
-    written_in_file = where is not None and where.line and Path(where.file).is_file()
-    if not path.is_absolute() and written_in_file:
-        path = Path(where.file).parent / path
+        return source
+    from blockbuilder.training.sources import locate
+
+    where = _data_location(architecture, key)
+    located, path = locate(source, where)
     found = path.is_dir() if kind == "folder" else path.is_file()
     if not found:
         shown = f"'{rest}'" + (f" ({path})" if str(path) != rest else "")
         what = "folder" if kind == "folder" else "file"
-        raise SpecError(f"{what} {shown} does not exist", where, "train.dataset")
-    return f"{kind}:{path}"
+        raise SpecError(f"{what} {shown} does not exist", where, f"train.{key}")
+    return located
+
+
+def check_data(architecture: Any, written_only: bool = False) -> TrainSpec:
+    """The ``train:`` section with its data paths resolved and checked against the model, without TensorFlow.
+
+    Each ``folder:``/``npz:`` path must exist, and the data set's classes must be the model's
+    ``classes:`` (``tfds:`` sets are checked when they are loaded). ``train`` runs it; ``validate``
+    runs it with ``written_only`` (the default ``digits`` of a file that names no data set is not
+    checked: a zoo ImageNet network validates).
+
+    Raises:
+        SpecError: a path that does not exist, or a class count that differs (at ``classes:``).
+        DataError: the data set cannot be read.
+    """
+    spec: TrainSpec = architecture.train
+    spec = spec.model_copy(update={key: resolve_dataset(architecture, spec, key) for key in DATA_KEYS})
+    from blockbuilder.training.sources import class_names_of
+
+    if written_only and _data_location(architecture, "dataset") is None:
+        return spec
+    names = class_names_of(spec.dataset)
+    classes = getattr(architecture, "classes", None)
+    if names is not None and classes is not None and len(names) != classes:
+        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        document: Any = getattr(architecture, "document", None)
+        where = document.loc_of("classes") if hasattr(document, "loc_of") else None
+        raise SpecError(f"the model has {classes} classes but train.dataset '{spec.dataset}' has "
+                        f"{len(names)} ({listed}); write classes: {len(names)}, or classes: auto", where, "classes")
+    return spec
 
 
 def _plain_differences(old: Any, new: Any, path: str = "") -> list[str]:
@@ -172,12 +215,13 @@ def plan(architecture: Any, options: TrainOptions) -> Plan:
         TrainError: the run directory holds a run (without ``--resume``), ``--resume`` finds no run,
             its checkpoint is damaged, or its settings differ (beyond ``train.epochs``).
     """
-    spec: TrainSpec = architecture.train
-    spec = spec.model_copy(update={"dataset": resolve_dataset(architecture, spec)})
-    if spec.dataset.startswith("folder:"):
-        from blockbuilder.training.data import check_folder
+    spec = check_data(architecture)
+    for key in DATA_KEYS:
+        source = getattr(spec, key)
+        if source is not None and source.startswith("folder:"):
+            from blockbuilder.training.data import check_folder
 
-        check_folder(spec.dataset.partition(":")[2])
+            check_folder(source.partition(":")[2])
     run_dir = choose_run_dir(architecture.name, options.output, options.resume, options.runs_root)
     notices: list[str] = []
     checkpoint = None
@@ -200,15 +244,28 @@ def plan(architecture: Any, options: TrainOptions) -> Plan:
         from blockbuilder.transfer.weights import check_source
 
         check_source(architecture)
-    make_run_dir(run_dir)
-    return Plan(architecture, spec, run_dir, checkpoint, notices)
+    made = make_run_dir(run_dir)
+    return Plan(architecture, spec, run_dir, checkpoint, notices, made)
 
 
 def run_plan(decided: Plan, options: TrainOptions) -> Run:
-    """Train as decided (imports TensorFlow and Keras)."""
+    """Train as decided (imports TensorFlow and Keras, quietly).
+
+    A run that fails before it commits its first epoch (weights that cannot be fetched, data that
+    does not load) leaves no run directory behind: it removes the one its plan made.
+    """
+    from blockbuilder.errors import BlockbuilderError
+    from blockbuilder.quiet import import_keras_quietly
+
+    import_keras_quietly()
     from blockbuilder.training.loop import run_training
 
-    return run_training(decided, options)
+    try:
+        return run_training(decided, options)
+    except BlockbuilderError:
+        if latest_checkpoint(decided.run_dir) is None:
+            discard_run_dir(decided.run_dir, decided.made)
+        raise
 
 
 def _overridden(arch: Any, overrides: Sequence[str]) -> Any:

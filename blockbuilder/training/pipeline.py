@@ -21,14 +21,14 @@ signatures, so the trainer picks one or the other by backend:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, cast
 
 import keras
 import numpy as np
 
-from blockbuilder.training import data as sources
+from blockbuilder.training import data, sources
 from blockbuilder.training.augment_numpy import Augmenter
 from blockbuilder.training.spec import AugmentationSpec
 
@@ -110,76 +110,20 @@ def to_model_input(images: np.ndarray, shape: Sequence[int], batch: int = 512) -
     return np.clip(images.astype(np.float32), 0.0, 1.0)
 
 
-def _arrays(x: np.ndarray, y: np.ndarray, shape: Sequence[int]) -> Examples:
-    return Examples(y, to_model_input(x, shape), shape=shape)
-
-
-def _array_splits(x: np.ndarray, y: np.ndarray, shape: Sequence[int], validation_split: float,
-                  class_names: list[str], test: Optional[tuple[np.ndarray, np.ndarray]] = None) -> Splits:
-    if test is None:
-        train, validation, test_index = sources._stratified_split(y, validation_split)
-        test = (x[test_index], y[test_index])
-    else:
-        from sklearn.model_selection import train_test_split
-
-        train, validation = train_test_split(np.arange(len(y)), test_size=validation_split, stratify=y,
-                                             random_state=sources.SPLIT_SEED)
-    return Splits(_arrays(x[train], y[train], shape), _arrays(x[validation], y[validation], shape),
-                  _arrays(test[0], test[1], shape), class_names,
-                  {"train": len(train), "validation": len(validation), "test": len(test[1])})
-
-
-def _digits(shape: Sequence[int], classes: int, validation_split: float) -> Splits:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = (digits.images / 16.0).astype(np.float32)[..., None]
-    sources._check_model_fits("digits", 10, 1, shape, classes)
-    return _array_splits(x, digits.target, shape, validation_split, [str(n) for n in digits.target_names])
-
-
-def _npz(path: str, shape: Sequence[int], classes: int, validation_split: float) -> Splits:
-    source = f"npz:{path}"
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            data = {key: arrays[key] for key in arrays.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise sources._error(f"cannot read '{path}': {error}") from None
-    missing = [key for key in ("x", "y") if key not in data]
-    if missing:
-        raise sources._error(f"'{path}' has no array {missing[0]!r} (it has: {', '.join(data)})")
-    x = sources._images_array(data["x"], source, shape)
-    y = data["y"].astype(np.int64).reshape(-1)
-    class_count = int(y.max(initial=-1)) + 1
-    names = [str(n) for n in data.get("class_names", np.arange(class_count))]
-    sources._check_model_fits(source, max(class_count, len(names)), x.shape[-1], shape, classes)
-    test = None
-    if "x_test" in data and "y_test" in data:
-        test = (sources._images_array(data["x_test"], source, shape), data["y_test"].astype(np.int64))
-    return _array_splits(x, y, shape, validation_split, names, test)
-
-
-def _folder(path: str, shape: Sequence[int], classes: int, validation_split: float) -> Splits:
-    names, files, labels = sources.folder_files(path)
-    sources._check_model_fits(f"folder:{path}", len(names), None, shape, classes)
-    y = np.asarray(labels)
-    train, validation, test = sources._stratified_split(y, validation_split)
-    paths = np.asarray(files)
-
-    def part(index: np.ndarray) -> Examples:
-        return Examples(y[index], files=paths[index], shape=shape)
-
-    return Splits(part(train), part(validation), part(test), names,
-                  {"train": len(train), "validation": len(validation), "test": len(test)})
+def part_examples(part: sources.Part, shape: Sequence[int]) -> Examples:
+    """A part of a source as :class:`Examples`: arrays shaped for the model now, files when a batch needs them."""
+    if part.images is not None:
+        return Examples(part.labels, to_model_input(part.images, shape), shape=shape)
+    return Examples(part.labels, files=part.files, shape=shape)
 
 
 def _tfds(spec: str, shape: Sequence[int], classes: int, validation_split: float) -> Splits:
     try:
         import tensorflow  # noqa: F401
     except ImportError:
-        raise sources._error(f"tfds:{spec} needs TensorFlow and tensorflow-datasets "
+        raise sources.error(f"tfds:{spec} needs TensorFlow and tensorflow-datasets "
                              "(pip install tensorflow tensorflow-datasets), or use folder: or npz:") from None
-    splits = sources.load_splits(f"tfds:{spec}", shape, classes, validation_split)
+    splits = data.load_splits(f"tfds:{spec}", shape, classes, validation_split)
 
     def materialise(dataset: Any) -> Examples:
         pairs = list(dataset.batch(1024).as_numpy_iterator())
@@ -191,17 +135,29 @@ def _tfds(spec: str, shape: Sequence[int], classes: int, validation_split: float
                   splits.class_names, splits.sizes)
 
 
-def load_splits(source: str, input_shape: Sequence[int], classes: int, validation_split: float = 0.1) -> Splits:
+def load_splits(source: str, input_shape: Sequence[int], classes: int, validation_split: float = 0.1, *,
+                validation: Optional[str] = None, test: Optional[str] = None) -> Splits:
     """Load a data set as train/validation/test :class:`Examples` (as :func:`data.load_splits`).
 
     Raises:
         DataError: The data cannot be read, or does not fit the model (naming both).
     """
     kind, where = sources.dataset_kind(source)
-    if kind == "digits":
-        return _digits(input_shape, classes, validation_split)
-    loaders: dict[str, Callable[..., Splits]] = {"tfds": _tfds, "folder": _folder, "npz": _npz}
-    return loaders[kind](where, input_shape, classes, validation_split)
+    if kind == "tfds":
+        splits = _tfds(where, input_shape, classes, validation_split)
+    else:
+        read = sources.read_source(source, shape=input_shape)
+        sources.check_model_fits(read.name, len(read.class_names), read.channels, input_shape, classes)
+        parts = sources.complete(read, validation_split)
+        splits = Splits(part_examples(parts["train"], input_shape), part_examples(parts["validation"], input_shape),
+                        part_examples(parts["test"], input_shape), read.class_names,
+                        {split: len(part) for split, part in parts.items()})
+    for role, other in (("validation", validation), ("test", test)):
+        if other is not None:
+            part = sources.role_part(sources.read_source(other, role, input_shape), role, splits.class_names, role)
+            setattr(splits, role, part_examples(part, input_shape))
+            splits.sizes[role] = len(part)
+    return splits
 
 
 # --------------------------------------------------------------------------- batches

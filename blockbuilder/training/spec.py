@@ -181,15 +181,19 @@ class PhaseSpec(_Strict):
 class TrainSpec(_Strict):
     """The ``train:`` section. Every key has a default that trains ``lenet5`` on digits well.
 
-    ``dataset`` is ``digits`` (embedded), ``tfds:NAME[:SPLIT]``, ``folder:PATH`` or ``npz:PATH``.
-    ``validation_split`` is the fraction of the training data held out for validation when the data
-    set has no validation split of its own. The default augmentation, a random translation by up
+    ``dataset`` is ``digits`` (embedded), ``tfds:NAME[:SPLIT]``, ``folder:PATH`` or ``npz:PATH``; a
+    folder with ``train/``, ``val/`` and ``test/`` sub-folders gives its splits. ``validation`` and
+    ``test`` name other sources for those splits (``folder:`` or ``npz:``). ``validation_split`` is
+    the fraction of the training data held out for validation when the data set has no validation
+    split of its own. The default augmentation, a random translation by up
     to 10 % of the image size, helps on every data set tried; ``augmentation: []`` turns it off.
     ``recalibrate_batchnorm`` re-estimates BatchNorm statistics after each epoch: ``auto`` when an
     epoch has fewer steps than the layers' moving averages span (small data sets).
     """
 
     dataset: str = "digits"
+    validation: Optional[str] = None
+    test: Optional[str] = None
     epochs: PositiveInt = 20
     batch_size: PositiveInt = 32
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
@@ -215,18 +219,23 @@ class TrainSpec(_Strict):
         if self.phases:
             total = sum(phase.epochs for phase in self.phases)
             if "epochs" in self.model_fields_set and self.epochs != total:
-                raise ValueError(f"epochs ({self.epochs}) differs from the phases' total ({total}); leave it out")
+                counts = " + ".join(str(phase.epochs) for phase in self.phases) + " = " if len(self.phases) > 1 else ""
+                raise ValueError(f"epochs ({self.epochs}) differs from the phases' total ({counts}{total}); "
+                                 f"leave epochs out (the phases decide it), or make them agree")
             self.epochs = total
         return self
 
     @model_validator(mode="after")
     def _check_dataset(self) -> TrainSpec:
-        kind, _, rest = self.dataset.partition(":")
-        if self.dataset != "digits" and (kind not in ("tfds", "folder", "npz") or not rest):
-            raise ValueError(
-                f"dataset must be 'digits', 'tfds:NAME[:SPLIT]', 'folder:PATH' or 'npz:PATH', "
-                f"got {self.dataset!r}"
-            )
+        for key in ("dataset", "validation", "test"):
+            value = getattr(self, key)
+            kind, _, rest = (value or "digits").partition(":")
+            if value != "digits" and value is not None and (kind not in ("tfds", "folder", "npz") or not rest):
+                raise ValueError(f"{key} must be 'digits', 'tfds:NAME[:SPLIT]', 'folder:PATH' or 'npz:PATH', "
+                                 f"got {value!r}")
+            if key != "dataset" and kind == "tfds":
+                raise ValueError(f"{key} must be a folder:PATH or npz:PATH (a tfds data set brings its own "
+                                 f"{key} split: name it in dataset, tfds:NAME:SPLIT), got {value!r}")
         return self
 
 

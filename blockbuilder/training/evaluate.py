@@ -1,0 +1,164 @@
+"""``blockbuilder evaluate RUN --data SOURCE``: a finished run's model scored on any data source.
+
+The run's ``model.keras`` is scored on the test images of ``SOURCE``; the results are the files a run
+writes about its own test set (``metrics.json``, ``confusion_matrix.csv``/``.png``,
+``misclassified.png``), in ``RUN/evaluations/NAME`` or a folder of one's choice.
+
+Which images are scored: the run's own data set gives the very test split the run was tested on;
+another source gives its own ``test`` split when it has one (a ``test/`` folder, an npz's
+``x_test``), else every image it holds. Class names are matched by name (a folder may hold a subset
+of the run's classes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import yaml  # type: ignore[import-untyped]
+
+from blockbuilder.errors import CommandError
+from blockbuilder.training import sources
+
+__all__ = ["Evaluation", "check_evaluation", "evaluate"]
+
+MODEL_FILE = "model.keras"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Where an evaluation reads and writes, decided before TensorFlow is imported.
+
+    Attributes:
+        run_dir: The run directory.
+        source: The data source (``folder:PATH`` ...).
+        output: The folder the results go into.
+        class_names: The run's class names.
+        own: Whether ``source`` is the data set the run trained on.
+        validation_split: The run's ``train.validation_split`` (to find its own test split again).
+    """
+
+    run_dir: Path
+    source: str
+    output: Path
+    class_names: list[str]
+    own: bool
+    validation_split: float
+
+
+def _slug(source: str) -> str:
+    kind, _, where = source.partition(":")
+    name = Path(where.rstrip("/")).name if kind in ("folder", "npz") else where or kind
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{kind}-{name}" if where else kind).strip("_") or "data"
+
+
+def _run_facts(run_dir: Path) -> tuple[list[str], str, float]:
+    """The run's class names, data set and validation split, from ``metrics.json`` and ``resolved.yaml``."""
+    path = run_dir / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CommandError(f"{path}: missing (a run writes it when it finishes)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CommandError(f"{path}: not readable ({str(error).splitlines()[0]})") from None
+    names = metrics.get("class_names") if isinstance(metrics, dict) else None
+    if not isinstance(names, list) or not names:
+        raise CommandError(f"{path}: not the metrics of a blockbuilder run (no class_names)")
+    split = 0.1  # the default, when resolved.yaml does not say
+    try:
+        resolved = yaml.safe_load((run_dir / "resolved.yaml").read_text(encoding="utf-8")) or {}
+        split = float(((resolved.get("train") or {}).get("validation_split")) or 0.1)
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError, yaml.YAMLError):
+        pass
+    return [str(n) for n in names], str(metrics.get("dataset") or "digits"), split
+
+
+def check_evaluation(run: str | Path, data: Optional[str] = None, output: Optional[str | Path] = None,
+                     force: bool = False) -> Evaluation:
+    """Check a run, a data source and an output folder, without TensorFlow.
+
+    Raises:
+        CommandError: the run has no model or metrics, or the output holds an evaluation (without ``force``).
+        DataError: the data source is malformed or its path does not exist.
+    """
+    run_dir = Path(run)
+    if not run_dir.is_dir():
+        raise CommandError(f"{run}: no such run directory")
+    if not (run_dir / MODEL_FILE).is_file():
+        raise CommandError(f"{run_dir / MODEL_FILE}: missing (a run writes it when it finishes)")
+    names, trained_on, split = _run_facts(run_dir)
+    source = data or trained_on
+    kind, where = sources.dataset_kind(source, "test")
+    if kind in ("folder", "npz"):
+        path = Path(where)
+        if not (path.is_dir() if kind == "folder" else path.is_file()):
+            raise CommandError(f"--data: {'folder' if kind == 'folder' else 'file'} '{where}' does not exist")
+        source = f"{kind}:{path}"
+    target = Path(output) if output is not None else run_dir / "evaluations" / _slug(source)
+    if (target / "metrics.json").exists() and not force:
+        raise CommandError(f"{target} holds an evaluation already; use --force to replace it, or -o DIR")
+    return Evaluation(run_dir, source, target, names, source == trained_on, split)
+
+
+def _test_part(plan: Evaluation, shape: Any) -> sources.Part:
+    read = sources.read_source(plan.source, "test", shape)
+    if plan.own:
+        sources.check_model_fits(read.name, len(read.class_names), read.channels, shape, len(plan.class_names))
+        return sources.complete(read, plan.validation_split)["test"]
+    return sources.role_part(read, "test", plan.class_names, "test")
+
+
+def _batches(plan: Evaluation, shape: Any, batch_size: int) -> tuple[Any, int]:
+    """The test batches for this backend's pipeline, and how many images they hold."""
+    import keras
+
+    if sources.dataset_kind(plan.source)[0] == "tfds":
+        from blockbuilder.training.data import load_splits
+
+        splits = load_splits(plan.source, shape, len(plan.class_names))
+        return splits.test.batch(batch_size), splits.sizes["test"]
+    part = _test_part(plan, shape)
+    if keras.backend.backend() == "tensorflow":
+        from blockbuilder.training import data
+
+        return data.part_dataset(part, shape).batch(batch_size), len(part)
+    from blockbuilder.training import pipeline
+
+    return pipeline.eval_batches(pipeline.part_examples(part, shape), batch_size), len(part)
+
+
+def evaluate(plan: Evaluation, batch_size: int = 64) -> dict[str, Any]:
+    """Score the run's model on the data and write the results into ``plan.output``.
+
+    Returns:
+        The content of the ``metrics.json`` written (``test``: loss, accuracy, per-class results).
+    """
+    import blockbuilder
+    from blockbuilder.training.evaluation import collect, per_class, write_outputs
+    from blockbuilder.training.rundir import strict_json, write_text
+
+    model = blockbuilder.load_model(str(plan.run_dir / MODEL_FILE))
+    shape = tuple(int(d) for d in model.input_shape[1:])
+    batches, count = _batches(plan, shape, batch_size)
+    if count == 0:
+        raise CommandError(f"--data {plan.source}: no images to evaluate")
+    results = collect(model, batches)
+    chosen = results.probabilities[np.arange(len(results.labels)), results.labels]
+    test: dict[str, Any] = {
+        "loss": round(float(-np.mean(np.log(np.clip(chosen, 1e-7, 1.0)))), 6),
+        "accuracy": round(float(np.mean(results.predicted == results.labels)), 6),
+        **per_class(results, plan.class_names),
+    }
+    metrics = {"test": test, "dataset": plan.source, "examples": {"test": count}, "class_names": plan.class_names,
+               "model": str(plan.run_dir / MODEL_FILE)}
+    try:
+        plan.output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CommandError(f"cannot write {plan.output}: {error.strerror}") from None
+    write_outputs(plan.output, results, plan.class_names)
+    write_text(plan.output / "metrics.json", strict_json(metrics))
+    return metrics
