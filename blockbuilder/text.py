@@ -18,11 +18,12 @@ def plural(count: int, noun: str) -> str:
 
     Args:
         count: How many.
-        noun: The singular noun (``epoch``, ``class name``); it takes ``s``, or ``es`` after s, x, ch, sh.
+        noun: The singular noun (``epoch``, ``class name``); it takes ``s``, or ``es`` after s, x, sh, tch
+            (``batches``, but ``epochs``).
     """
     if count == 1:
         return f"1 {noun}"
-    ending = "es" if noun.endswith(("s", "x", "ch", "sh")) else "s"
+    ending = "es" if noun.endswith(("s", "x", "sh", "tch")) else "s"
     return f"{count:,} {noun}{ending}"
 
 

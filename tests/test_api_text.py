@@ -109,3 +109,9 @@ def test_a_run_reprs_as_one_line_of_test_metrics() -> None:
     run = Run(Path("runs/lenet5"), object(), metrics, [{"epoch": 1}, {"epoch": 2}])
     assert repr(run) == str(run) == ("<Run runs/lenet5: 2 epochs, stopped: completed, test loss 0.0612, "
                                      "test accuracy 0.9810>")
+
+
+def test_an_architecture_reprs_as_one_line() -> None:
+    import blockbuilder
+
+    assert repr(blockbuilder.load("lenet5")) == "<Architecture lenet5: input (32, 32, 1), 10 classes, depth 5>"

@@ -91,7 +91,7 @@ def test_a_trained_run_writes_the_history_it_returns(tmp_path, write):
 def test_plural():
     from blockbuilder.text import plural
 
-    assert plural(1, "epoch") == "1 epoch"
+    assert plural(1, "epoch") == "1 epoch" and plural(20, "epoch") == "20 epochs" and plural(2, "batch") == "2 batches"
     assert [plural(n, "image") for n in (0, 2, 12345)] == ["0 images", "2 images", "12,345 images"]
     assert plural(1, "class") == "1 class" and plural(3, "class") == "3 classes"
     assert plural(1, "class name") == "1 class name" and plural(2, "class name") == "2 class names"

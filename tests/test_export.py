@@ -368,7 +368,8 @@ def test_a_mixed_precision_model_returns_float32(tmp_path: Path, policy: str) ->
     np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-6)
 
 
-@pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras", pytest.param("onnx", marks=needs_onnx),
+                                 pytest.param("litert", marks=needs_litert)])
 def test_a_mixed_precision_run_exports_and_verifies(tmp_path: Path, fmt: str) -> None:
     done = run_cli("export", mixed_run(tmp_path, "mixed_bfloat16"), "--format", fmt, "-o", tmp_path / "exp", "--verify")
 
@@ -381,3 +382,16 @@ def test_a_mixed_precision_run_exports_and_verifies(tmp_path: Path, fmt: str) ->
         assert [spec.dtype for spec in outputs.values()] == [tf.float32]
         metadata = json.loads((tmp_path / "exp" / "assets" / "blockbuilder.json").read_text())
         assert metadata["output"]["dtype"] == "float32"
+
+
+def test_onnx_and_litert_get_the_float32_twin_of_a_mixed_model(tmp_path: Path) -> None:
+    import blockbuilder
+
+    mixed = blockbuilder.load_model(mixed_run(tmp_path, "mixed_bfloat16") / "model.keras")
+    twin = export_module.float32_copy(mixed)
+    x = random_inputs({"shape": [None, 8, 8, 1]}, 16, seed=3)
+
+    assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
+    assert [w.shape for w in twin.get_weights()] == [w.shape for w in mixed.get_weights()]
+    np.testing.assert_allclose(twin.predict(x, verbose=0), mixed.predict(x, verbose=0), atol=0.02)
+    assert export_module.float32_copy(twin) is twin

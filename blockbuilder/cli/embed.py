@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from blockbuilder.cli import positive_int, weights
+from blockbuilder.text import plural
 
 HELP = "the activations of one block for images, pooled to one vector per image (.npy)"
 TAKES_ARCH = False  # a trained run, or an architecture: this module tells which
@@ -102,5 +103,6 @@ def run(args: argparse.Namespace) -> int:
     with atomic_path(args.output) as temporary, open(temporary, "wb") as stream:
         np.save(stream, vectors)
     pooled = "flattened" if args.pool == "none" else f"{args.pool}-pooled"
-    print(f"wrote {args.output} ({vectors.shape[0]} images x {vectors.shape[1]} features of {args.block}, {pooled})")
+    size = f"{plural(vectors.shape[0], 'image')} x {plural(vectors.shape[1], 'feature')}"
+    print(f"wrote {args.output} ({size} of {args.block}, {pooled})")
     return 0

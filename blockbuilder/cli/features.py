@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from blockbuilder.cli import positive_int
+from blockbuilder.text import plural
 
 HELP = "draw the feature maps of every stage for one image, and the learned first-layer filters (PNG)"
 TAKES_ARCH = False  # takes a trained run, not an architecture file
@@ -41,5 +42,5 @@ def run(args: argparse.Namespace) -> int:
     from blockbuilder.serving.features import features
 
     path, stages = features(args.model, args.image, args.output, maps=args.maps)
-    print(f"wrote {path} ({len(stages)} stages: {', '.join(stages)})")
+    print(f"wrote {path} ({plural(len(stages), 'stage')}: {', '.join(stages)})")
     return 0

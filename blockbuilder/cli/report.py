@@ -67,9 +67,15 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(metrics, indent=2))
         return 0
     print_test_results(Path(args.run), metrics,
-                       f"{args.run}: {metrics.get('epochs_completed', '?')} epochs ({metrics.get('stopped', '?')}), "
+                       f"{args.run}: {_epochs(metrics.get('epochs_completed'))} ({metrics.get('stopped', '?')}), "
                        f"best epoch {metrics.get('best_epoch', '?')}, {metrics.get('dataset', '?')}")
     return 0
+
+
+def _epochs(count: Any) -> str:
+    from blockbuilder.text import plural
+
+    return plural(count, "epoch") if isinstance(count, int) else "? epochs"
 
 
 def print_test_results(folder: Path, metrics: dict[str, Any], heading: str) -> None:
@@ -78,12 +84,14 @@ def print_test_results(folder: Path, metrics: dict[str, Any], heading: str) -> N
     from rich.table import Table
 
     from blockbuilder.cli.console import console
+    from blockbuilder.text import plural
 
     out = console()
     test = metrics["test"]
     examples = metrics.get("examples", {}).get("test", "?")
     out.print(heading)
-    out.print(f"test ({examples} images): " + "  ".join(
+    shown = plural(examples, "image") if isinstance(examples, int) else f"{examples} images"
+    out.print(f"test ({shown}): " + "  ".join(
         f"{key} {_number(value)}" for key, value in test.items() if not isinstance(value, (list, dict))))
     rows = test.get("per_class") or []
     if rows:

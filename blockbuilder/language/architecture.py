@@ -75,6 +75,10 @@ class Architecture:
         """The resolved document (``extends`` merged, ``--set`` applied) as YAML text."""
         return document_yaml(self.document)
 
+    def __repr__(self) -> str:  # the dataclass's would print the whole document and block tree
+        classes = f", {self.classes} classes" if self.classes is not None else ""
+        return f"<Architecture {self.name}: input {self.input_shape}{classes}, depth {self.depth}>"
+
 
 def document_yaml(document: Map) -> str:
     """A merged document as YAML text."""

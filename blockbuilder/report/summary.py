@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from blockbuilder.blocks import Node
 from blockbuilder.language.architecture import Architecture, block_depth
-from blockbuilder.text import human
+from blockbuilder.text import human, plural
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -237,7 +237,7 @@ def render(summary: Summary, max_depth: int | None = None) -> Any:
     def add(block: BlockSummary, prefix: str, last: bool, level: int) -> None:
         branch = "" if level == 0 else ("└─ " if last else "├─ ")
         folded = max_depth is not None and level + 1 >= max_depth and block.children
-        name = block.name.rpartition(".")[2] + (f" (+{_count(block)} blocks)" if folded else "")
+        name = block.name.rpartition(".")[2] + (f" (+{plural(_count(block), 'block')})" if folded else "")
         field = "—" if block.receptive_field is None else str(block.receptive_field)
         cells = [prefix + branch + name, block.type, str(block.output_shape), f"{block.params:,}",
                  human(block.macs), str(block.depth), field]

@@ -69,6 +69,37 @@ _WRITERS: dict[str, Writer] = {
 }
 
 
+#: Formats whose runtimes cannot run bfloat16 or float16 compute (onnxruntime refuses the graph, the LiteRT
+#: interpreter lacks the ops): a mixed-precision model goes there as its float32 twin.
+FLOAT32_FORMATS = ("onnx", "litert")
+_MIXED = ("mixed_bfloat16", "mixed_float16", "bfloat16", "float16")
+
+
+def float32_copy(model: Any) -> Any:
+    """``model`` itself when every layer computes in float32, else the same network with the same
+    (float32) variables computing in float32. Its outputs match the mixed model's to that
+    precision's rounding, and ``--verify`` compares the export with this twin."""
+    if all(getattr(layer, "compute_dtype", "float32") == "float32" for layer in model.layers):
+        return model
+    import keras
+
+    twin = keras.Model.from_config(_float32_config(model.get_config()))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def _float32_config(value: Any) -> Any:
+    """A model config with every layer's dtype policy made float32."""
+    if isinstance(value, dict):
+        if value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+            return {**value, "config": {**value.get("config", {}), "name": "float32"}}
+        return {key: "float32" if key == "dtype" and item in _MIXED else _float32_config(item)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_float32_config(item) for item in value]
+    return value
+
+
 def export_model(
     model_or_run_dir: Any,
     fmt: str,
@@ -101,10 +132,11 @@ def export_model(
     source = load_source(model_or_run_dir)
     _require_backend(fmt)
     metadata = build_metadata(source, fmt)
+    model = float32_copy(source.model) if fmt in FLOAT32_FORMATS else source.model
     with atomic_path(target) as temporary:
         staged = Path(temporary)
-        extra = _WRITERS[fmt](source.model, metadata, staged)
-        diff = parity_check(fmt, source.model, staged, metadata, samples, tolerance) if verify else None
+        extra = _WRITERS[fmt](model, metadata, staged)
+        diff = parity_check(fmt, model, staged, metadata, samples, tolerance) if verify else None
         _make_room(staged, target, extra, force)
     final_extra = tuple(target.parent / p.name for p in extra)
     return ExportResult(target, fmt, metadata, diff, samples if verify else 0, final_extra)

@@ -18,6 +18,7 @@ from typing import Any, Optional
 import yaml  # type: ignore[import-untyped]
 
 from blockbuilder.errors import SpecError
+from blockbuilder.text import plural
 from blockbuilder.training.checkpoint import Checkpoint, latest_checkpoint, remove_partial
 from blockbuilder.training.rundir import choose_run_dir, discard_run_dir, make_run_dir
 from blockbuilder.training.spec import TrainError, TrainSpec
@@ -70,7 +71,9 @@ class Run:
         test = self.metrics.get("test", {})
         scores = "".join(f", test {key} {value:.4f}" for key, value in test.items()
                          if isinstance(value, (int, float)))
-        return (f"<Run {self.run_dir}: {self.metrics.get('epochs_completed')} epochs, "
+        epochs = self.metrics.get("epochs_completed")
+        done = plural(epochs, "epoch") if isinstance(epochs, int) else f"{epochs} epochs"
+        return (f"<Run {self.run_dir}: {done}, "
                 f"stopped: {self.metrics.get('stopped')}{scores}>")
 
     def _repr_html_(self) -> str:

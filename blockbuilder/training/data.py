@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from blockbuilder.errors import DataError
+from blockbuilder.text import plural
 from blockbuilder.training import sources
 from blockbuilder.training.sources import IMAGE_EXTENSIONS, Part, dataset_kind
 
@@ -129,7 +130,7 @@ def check_folder(path: str, workers: int = 8) -> int:
         bad = [message for message in pool.map(problem, files) if message is not None]
     if bad:
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
-        raise _error(f"{len(bad)} of {len(files)} images in folder '{path}' cannot be read: "
+        raise _error(f"{len(bad)} of {plural(len(files), 'image')} in folder '{path}' cannot be read: "
                      f"{'; '.join(bad[:5])}{more}")
     return len(files)
 

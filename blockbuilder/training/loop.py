@@ -18,6 +18,7 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
+from blockbuilder.text import plural
 from blockbuilder.training.api import Plan, Run, TrainOptions
 from blockbuilder.training.batchnorm import chance_warning, needs_recalibration, recalibrate
 from blockbuilder.training.checkpoint import RunState, commit_epoch, test_hook
@@ -111,7 +112,7 @@ class Trainer:
         count, replicas = self.placement.process_count, self.placement.replicas
         whole = size // count // self.local_batch
         if whole == 0 and (count > 1 or replicas > 1):
-            raise TrainError(f"{size} training images are fewer than one batch of "
+            raise TrainError(f"{plural(size, 'training image')} {'is' if size == 1 else 'are'} fewer than one batch of "
                              f"{self.spec.batch_size} over {max(count, replicas)} devices")
         return max(1, whole), whole > 0
 

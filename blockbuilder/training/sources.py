@@ -22,6 +22,7 @@ from typing import Any, Optional
 import numpy as np
 
 from blockbuilder.errors import DataError
+from blockbuilder.text import plural
 
 __all__ = ["IMAGE_EXTENSIONS", "SPLIT_FOLDERS", "Part", "Source", "class_names_of", "complete", "dataset_kind",
            "folder_layout", "locate", "read_source", "role_part"]
@@ -262,7 +263,7 @@ def _held_out(labels: np.ndarray, index: np.ndarray, fraction: float, total: int
     try:
         rest, held = train_test_split(index, test_size=fraction, stratify=labels[index], random_state=SPLIT_SEED)
     except ValueError as problem:  # too few images of a class to split
-        raise error(f"cannot split {total} images into train, validation and test: {problem}") from None
+        raise error(f"cannot split {plural(total, 'image')} into train, validation and test: {problem}") from None
     return rest, held
 
 
@@ -318,7 +319,7 @@ def check_model_fits(source: str, class_count: int, channels: Any, shape: Any, c
                      key: str = "dataset") -> None:
     """The model's input takes images and its outputs cover the source's classes."""
     if class_count > classes:
-        raise error(f"data set '{source}' has {class_count} classes but the model has {classes} "
+        raise error(f"data set '{source}' has {plural(class_count, 'class')} but the model has {classes} "
                     f"(set classes: {class_count})", key)
     if len(shape) != 3 or shape[-1] not in (1, 3):
         raise error(f"data set '{source}' holds images, but the model's input {tuple(shape)} is not "
