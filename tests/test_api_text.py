@@ -85,7 +85,7 @@ def test_str_is_the_table_and_depth_folds_it() -> None:
     assert text.splitlines()[0] == "tiny: input [8, 8, 3]"
     assert "└─ conv1" in text and "Total params" in text and "\x1b[" not in text
     folded = summary.text(depth=1)
-    assert "stage1 (+1 blocks)" in folded and "conv1" not in folded
+    assert "stage1 (+1 block)" in folded and "conv1" not in folded
 
 
 def test_rich_prints_the_same_table_in_colour() -> None:
@@ -99,7 +99,7 @@ def test_rich_prints_the_same_table_in_colour() -> None:
 
 def test_show_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     tiny().show(depth=1)
-    assert "stage1 (+1 blocks)" in capsys.readouterr().out
+    assert "stage1 (+1 block)" in capsys.readouterr().out
 
 
 def test_a_run_reprs_as_one_line_of_test_metrics() -> None:

@@ -303,3 +303,21 @@ def test_mobilenet_and_convnext_boxes_name_only_what_differs_from_their_design(w
     assert _descriptions(arch) == [
         "inverted residual ×6, 3×3, 16 +", "inverted residual ×6, 3×3, 16, no BN, swish +", "convnext 7×7, 16×4",
         "convnext 7×7, 16×4, ReLU", "global avg pool", "dense 3"]
+
+
+def test_the_summary_names_what_a_leaf_block_builds(cli, write) -> None:
+    path = write("""
+        name: boxes
+        input: [8, 8, 3]
+        defaults: {conv: {norm: batchnorm, activation: relu}}
+        network:
+          - conv: {filters: 16, kernel: 3}
+          - conv: {filters: 4, kernel: 1, norm: none, activation: none}
+          - global_avg_pool
+        """)
+
+    code, out, _ = cli("summary", path)
+
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith("│ conv")]
+    assert [row.split("│")[2].strip() for row in rows] == ["conv 3×3, 16, BN, ReLU", "conv 1×1, 4"]

@@ -33,6 +33,7 @@ class BlockSummary:
     children: list[BlockSummary] = field(default_factory=list)
     trainable_params: int = 0  # weights training updates
     frozen_params: int = 0  # weights of frozen layers (freeze:), which never change
+    description: str = ""  # what the block builds, as its diagram box says (conv 3×3, 16, BN, ReLU)
 
     def __repr__(self) -> str:
         """One line (the dataclass' own repr spells out the whole subtree)."""
@@ -201,6 +202,7 @@ def _block(node: Node[Any], own_params: dict[str, int], own_macs: dict[str, int]
         children=children,
         trainable_params=trains + sum(c.trainable_params for c in children),
         frozen_params=frozen + sum(c.frozen_params for c in children),
+        description=node.block.describe(node),
     )
 
 
@@ -239,7 +241,8 @@ def render(summary: Summary, max_depth: int | None = None) -> Any:
         folded = max_depth is not None and level + 1 >= max_depth and block.children
         name = block.name.rpartition(".")[2] + (f" (+{plural(_count(block), 'block')})" if folded else "")
         field = "—" if block.receptive_field is None else str(block.receptive_field)
-        cells = [prefix + branch + name, block.type, str(block.output_shape), f"{block.params:,}",
+        what = block.description if not block.children and block.description else block.type
+        cells = [prefix + branch + name, what, str(block.output_shape), f"{block.params:,}",
                  human(block.macs), str(block.depth), field]
         if frozen:
             cells.append("" if not block.frozen_params else "yes" if not block.trainable_params else "part")
