@@ -160,7 +160,7 @@ def test_mistakes_are_one_line_at_their_place_before_anything_is_built(write, te
 
 def test_train_epochs_that_disagree_with_the_phases_is_an_error(write):
     path = write("extends: lenet5\ntrain: {epochs: 4, phases: [{epochs: 1}, {epochs: 2}]}\n")
-    with pytest.raises(SpecError, match=r"epochs \(4\) differs from the phases' total \(1 \+ 2 = 3\); leave epochs out"):
+    with pytest.raises(SpecError, match=r"epochs \(4\) differs from the phases' total \(1 \+ 2 = 3\); leave"):
         blockbuilder.load(path)
     assert blockbuilder.load(write("extends: lenet5\ntrain: {phases: [{epochs: 1}, {epochs: 2}]}\n")).train.epochs == 3
 

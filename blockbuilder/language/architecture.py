@@ -10,23 +10,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from blockbuilder.blocks import Node
 from blockbuilder.errors import Location, SpecError, shown
 from blockbuilder.language.budgets import Limits
 from blockbuilder.language.document import Map, Seq, load_text
 from blockbuilder.language.expand import Expander
-from blockbuilder.language.pydantic_errors import spec_error
 from blockbuilder.language.resolve import check_top_level, plain, read_document
 from blockbuilder.language.scope import Scope
+from blockbuilder.language.sections import Section, SectionInput, registered_sections, section_keys
 from blockbuilder.language.substitute import substitute
-from blockbuilder.transfer.settings import Freeze, Weights, head_network, read_settings
 
 MAX_INPUT_SIZE = 8192
 INPUT_NAME = re.compile(r"[A-Za-z_][\w-]{0,99}")
@@ -43,11 +41,11 @@ class Architecture:
         input_shape: ``(height, width, channels)``.
         classes: Number of classes (``None`` when the file does not say).
         root: The expanded tree of blocks, with inferred shapes.
-        train: The ``train:`` section as a validated ``TrainSpec``.
+        sections: What the registered sections read, by name, also readable as attributes:
+            ``train`` (a ``TrainSpec``), ``weights`` (``None``: freshly initialised), ``freeze``
+            (``None``: every block trains) ...
         meta: Free-form notes (paper, reported accuracy ...).
         input_name: The name of the model's input.
-        weights: Where the starting weights come from (``weights:``; ``None``: freshly initialised).
-        freeze: Which blocks do not train (``freeze:``; ``None``: every block trains).
     """
 
     name: str
@@ -56,11 +54,20 @@ class Architecture:
     input_shape: tuple[int, ...]
     classes: int | None
     root: Node[Any]
-    train: Any = None
+    sections: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     input_name: str = "input"
-    weights: Weights | None = None
-    freeze: Freeze | None = None
+
+    def with_sections(self, **values: Any) -> Architecture:
+        """A copy with some section values replaced (``arch.with_sections(weights=None)``)."""
+        return replace(self, sections={**self.sections, **values})
+
+    def __getattr__(self, name: str) -> Any:
+        """What a section read (``arch.train``, ``arch.weights``, ``arch.freeze`` ...)."""
+        sections = self.__dict__.get("sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(f"'Architecture' has no attribute or section value {name!r}")
 
     @property
     def depth(self) -> int:
@@ -121,7 +128,10 @@ def loads(text: str, overrides: Iterable[str] = (), filename: str = "<string>",
     if not isinstance(document, Map):
         raise SpecError("an architecture file is a mapping (name, input, classes, network ...)",
                         Location(filename, 1, 1))
+    where = document.loc_of("extends")
     base = document.pop("extends", None)
+    if base is not None and not isinstance(base, str):  # as load refuses it (resolve._with_bases)
+        raise SpecError("'extends' names one file or zoo architecture", where, "extends")
     if isinstance(base, str):
         document = merge(read(base)[0], document)
     for override in overrides:
@@ -130,12 +140,13 @@ def loads(text: str, overrides: Iterable[str] = (), filename: str = "<string>",
 
 
 def from_document(document: Map, path: Path | None, limits: Limits | None = None) -> Architecture:
-    """Check a merged document and expand its network."""
+    """Check a merged document, expand its network and read its sections (:mod:`language.sections`)."""
     limits = limits or Limits()
-    check_top_level(document)
+    sections = registered_sections()
+    check_top_level(document, section_keys())
     scope = variables(document)
     input_shape = _input_shape(document, scope)
-    classes = _classes(document, scope)
+    classes = _classes(document, scope, sections)
     if classes is not None:
         scope = {**scope, "classes": classes}
     name = substitute(document.get("name") or (path.stem if path else "model"), scope, document.loc_of("name"),
@@ -143,15 +154,17 @@ def from_document(document: Map, path: Path | None, limits: Limits | None = None
     input_name = _input_name(document)
     expander = Expander(document, limits.blocks)
     root = expander.network(document["network"], input_shape, Scope(scope), input_name, document.loc_of("network"))
-    if "head" in document:  # the network again, its blocks after the backbone replaced by the head
-        root = Expander(document, limits.blocks).network(head_network(document, root), input_shape, Scope(scope),
-                                                         input_name, document.loc_of("network"))
+    for section in sections:  # a section may give the network again, changed (head: replaces the head)
+        network = section.network(document, root) if section.network is not None else None
+        if network is not None:
+            root = Expander(document, limits.blocks).network(network, input_shape, Scope(scope), input_name,
+                                                             document.loc_of("network"))
     limits.check_model(root, document.loc_of("network"))
-    train = _train(document, scope)
-    weights, freeze = read_settings(document, root, train)
+    read: dict[str, Any] = {}
+    for section in sections:
+        read.update(section.read(SectionInput(document, scope, root, path, dict(read))))
     return Architecture(name=str(name), source=path, document=document, input_shape=input_shape, classes=classes,
-                        root=root, train=train, meta=plain(document.get("meta") or {}),
-                        input_name=input_name, weights=weights, freeze=freeze)
+                        root=root, sections=read, meta=plain(document.get("meta") or {}), input_name=input_name)
 
 
 def variables(document: Map) -> dict[str, Any]:
@@ -186,40 +199,22 @@ def _input_shape(document: Map, scope: Mapping[str, Any]) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _classes(document: Map, scope: Mapping[str, Any]) -> int | None:
+def _classes(document: Map, scope: Mapping[str, Any], sections: list[Section]) -> int | None:
+    """``classes:``; ``auto`` (or left out) asks the sections that can count their data's classes."""
+    counters = [section.classes for section in sections if section.classes is not None]
     if "classes" not in document:  # a file that trains on a folder or npz takes the count from it
-        return _classes_of_data(document, required=False)
+        return next((n for n in (count(document, False) for count in counters) if n is not None), None)
     if document["classes"] == "auto":
-        return _classes_of_data(document, required=True)
+        for count in counters:
+            found = count(document, True)
+            if found is not None:
+                return found
+        raise SpecError("classes: auto, but no section can count the classes here; write the number",
+                        document.loc_of("classes"), "classes")
     value = substitute(document["classes"], scope, document.loc_of("classes"), "classes")
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise SpecError(f"expected a positive integer, got {shown(value)}", document.loc_of("classes"), "classes")
     return value
-
-
-def _classes_of_data(document: Map, required: bool) -> int | None:
-    """``classes: auto``: the number of classes of ``train.dataset`` (digits, a folder or an npz file)."""
-    from blockbuilder.errors import DataError
-    from blockbuilder.training.sources import class_names_of, locate
-
-    section = document.get("train")
-    dataset = section.get("dataset") if isinstance(section, Map) else "digits"
-    where = document.loc_of("classes")
-    if not isinstance(dataset, str) or not dataset.startswith(("folder:", "npz:", "digits")):
-        if not required:
-            return None
-        raise SpecError(f"classes: auto counts the classes of train.dataset when it is digits, a folder: or an "
-                        f"npz: file; write the number for {shown(dataset)}", where, "classes")
-    if dataset == "digits" and not required:
-        return None
-    source = locate(dataset, section.loc_of("dataset"))[0] if isinstance(section, Map) else dataset
-    try:
-        names = class_names_of(source)
-    except DataError as problem:
-        if not required:
-            return None
-        raise SpecError(f"classes: auto cannot count the classes: {problem}", where, "classes") from None
-    return len(names) if names else None
 
 
 def _input_name(document: Map) -> str:
@@ -228,40 +223,6 @@ def _input_name(document: Map) -> str:
         raise SpecError(f"an input name is letters, digits, '_' and '-' (at most 100), got {shown(value)}",
                         document.loc_of("input_name"), "input_name")
     return value
-
-
-def _train(document: Map, scope: Mapping[str, Any]) -> Any:
-    section = document.get("train") or Map(loc=document.loc_of("train"))
-    if not isinstance(section, Map):
-        raise SpecError("'train' is a mapping of training settings", document.loc_of("train"), "train")
-    values = substitute(section, scope, section.loc, "train")
-    if isinstance(values, Map) and "epochs" in values and "phases" in values and _inherited_epochs(document, section):
-        values = Map({k: v for k, v in values.items() if k != "epochs"}, loc=values.loc)
-        values.locs = {k: v for k, v in section.locs.items() if k != "epochs"}
-    from blockbuilder.training.spec import TrainSpec
-
-    try:
-        return TrainSpec.model_validate(plain(values))
-    except ValidationError as exc:
-        raise spec_error(exc, values, section.loc, "train", TrainSpec) from None
-
-
-def _layer(document: Map, where: Location | None) -> int:
-    """How late a value's layer comes: a base file 0, the file itself 1, the command line (``--set``) 2."""
-    file = where.file if where is not None else ""
-    if file.startswith("--set "):
-        return 2
-    return 1 if document.loc is not None and file == document.loc.file else 0
-
-
-def _inherited_epochs(document: Map, section: Map) -> bool:
-    """Whether ``train.epochs`` gives way to ``train.phases`` (docs/training.md, *Phases*): it does when
-    it comes from an earlier layer than the phases (a file that ``extends:`` the one with ``epochs``),
-    or from another base file; written beside them or later, it must equal their total."""
-    epochs, phases = section.loc_of("epochs"), section.loc_of("phases")
-    if epochs is None or phases is None or epochs.file == phases.file:
-        return False
-    return _layer(document, epochs) <= _layer(document, phases)
 
 
 def resolve_report(path_or_name: str | Path, overrides: Iterable[str] = ()) -> tuple[str, SpecError | None]:

@@ -15,8 +15,9 @@ from typing import Any
 from blockbuilder.errors import Location, SpecError, UsageError, did_you_mean
 from blockbuilder.language.document import Map, Seq, load_file, load_text, loc_of
 
-TOP_LEVEL_KEYS = ("name", "description", "extends", "input", "input_name", "classes", "variables",
-                  "defaults", "blocks", "network", "train", "meta", "search", "weights", "freeze", "head")
+#: The keys the language reads itself; the registered sections add theirs (:mod:`language.sections`).
+LANGUAGE_KEYS = ("name", "description", "extends", "input", "input_name", "classes", "variables",
+                 "defaults", "blocks", "network", "meta")
 MAX_EXTENDS = 16
 _SET_PATH = re.compile(r"[A-Za-z_][\w-]*|\[\d+\]")
 
@@ -164,12 +165,12 @@ def _stamp(value: Any, where: Location) -> None:
             _stamp(item, where)
 
 
-def check_top_level(document: Map) -> None:
-    """Unknown top-level keys and missing essentials are errors."""
+def check_top_level(document: Map, section_keys: Iterable[str] = ()) -> None:
+    """Unknown top-level keys (neither the language's nor a section's) and missing essentials are errors."""
+    known = (*LANGUAGE_KEYS, *section_keys)
     for key in document:
-        if key not in TOP_LEVEL_KEYS:
-            raise SpecError(f"unknown key '{key}'{did_you_mean(key, TOP_LEVEL_KEYS)}",
-                            document.key_loc(key), str(key))
+        if key not in known:
+            raise SpecError(f"unknown key '{key}'{did_you_mean(key, known)}", document.key_loc(key), str(key))
     for key in ("input", "network"):
         if key not in document:
             raise SpecError(f"missing required key '{key}'", document.loc, "")

@@ -1,10 +1,11 @@
-"""A JSON Schema of the language, generated from the block registry (for editors)."""
+"""A JSON Schema of the language, generated from the block and section registries (for editors)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from blockbuilder.blocks.registry import block_names, get_block
+from blockbuilder.language.sections import registered_sections
 
 EXPRESSION = {"type": "string", "pattern": r"^\$", "description": "a $name or ${expression}"}
 
@@ -57,10 +58,10 @@ def json_schema() -> dict[str, Any]:
             "properties": {"params": {"type": "object"}, "body": {"$ref": "#/$defs/blocks"},
                            "doc": {"type": "string"}}}},
         "network": {"type": "array", "items": {"$ref": "#/$defs/block"}},
-        "train": _train_schema(defs),
         "meta": {"type": "object"},
-        **_transfer_schema(),
     }
+    for section in registered_sections():  # train, weights/freeze/head, search ... from their packages
+        properties.update(section.schema(defs))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "blockbuilder architecture",
@@ -70,31 +71,3 @@ def json_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "$defs": defs,
     }
-
-
-def _transfer_schema() -> dict[str, Any]:
-    """``weights:``, ``freeze:`` and ``head:`` (docs/transfer.md)."""
-    names = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
-    return {
-        "weights": {"anyOf": [{"type": "string", "description": "imagenet, a weights file or a run directory"},
-                              {"type": "object", "required": ["source"], "additionalProperties": False,
-                               "properties": {"source": {"type": "string"}, "strict": {"type": "boolean"}}}]},
-        "freeze": {"anyOf": [names, {"type": ["boolean", "null"]},
-                             {"type": "object", "properties": {"all_but": names}, "required": ["all_but"],
-                              "additionalProperties": False}],
-                   "description": "all, none, backbone, block paths or globs, or {all_but: [...]}"},
-        "head": {"anyOf": [{"$ref": "#/$defs/blocks"},
-                           {"type": "object", "required": ["body"], "additionalProperties": False,
-                            "properties": {"after": {"type": "string"}, "body": {"$ref": "#/$defs/blocks"}}}],
-                 "description": "blocks that replace the ones after the backbone (or after 'after')"},
-    }
-
-
-def _train_schema(defs: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from blockbuilder.training.spec import TrainSpec
-    except ImportError:  # pragma: no cover
-        return {"type": "object"}
-    schema = TrainSpec.model_json_schema(ref_template="#/$defs/{model}")
-    defs.update(schema.pop("$defs", {}))
-    return schema

@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PositiveFloat, P
 from blockbuilder.errors import Location, SpecError, did_you_mean, shown
 from blockbuilder.language.document import Map, Seq
 from blockbuilder.language.resolve import plain
+from blockbuilder.language.sections import Section, SectionInput
 from blockbuilder.search.budgets import Budget
 from blockbuilder.search.paths import check_path
 from blockbuilder.search.space import KINDS, OBJECTIVES, Dimension, Space, value_text
 
-__all__ = ["parse_space"]
+__all__ = ["SEARCH", "parse_space"]
 
 _NUMBER_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -270,3 +271,22 @@ def _dotted(text: str) -> str:
     if exponent and exponent[0] not in "+-":
         exponent = f"+{exponent}"
     return f"{mantissa}e{exponent}" if exponent else mantissa
+
+
+# --------------------------------------------------------------------------- the section
+
+
+def _read(given: SectionInput) -> dict[str, Any]:
+    """Loading keeps ``search:`` as written: ``validate`` and ``search`` check it (:func:`parse_space`),
+    against the ``--set`` paths of the file they load."""
+    return {}
+
+
+def _schema(defs: dict[str, Any]) -> dict[str, Any]:
+    """``search:``'s JSON Schema, from the section's model."""
+    found = _Search.model_json_schema(ref_template="#/$defs/{model}")
+    defs.update(found.pop("$defs", {}))
+    return {"search": found}
+
+
+SEARCH = Section(name="search", keys=("search",), read=_read, schema=_schema, order=20)

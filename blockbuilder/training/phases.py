@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from blockbuilder.text import plural
@@ -117,7 +117,7 @@ class Phases:
         """
         from blockbuilder.transfer import build
 
-        architecture = replace(self.architecture, weights=None) if resuming else self.architecture
+        architecture = self.architecture.with_sections(weights=None) if resuming else self.architecture
         model, report = build(architecture)
         if report is not None:
             from rich.markup import escape
