@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -13,9 +14,17 @@ from blockbuilder.language.document import Map, Seq, loc_of
 _KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
 
 
+#: A section's own wording of an error: ``words(error, model, steps) -> message`` (steps: the keys to it).
+Words = Callable[[dict[str, Any], type[BaseModel], list[Any]], str]
+_TYPE_ERRORS = ("literal_error", "float_type", "int_type", "bool_type", "string_type")
+_TYPE_NAMES = ("str", "list[str]", "int", "float")
+
+
 def spec_error(exc: ValidationError, raw: Any, where: Location | None, doc_path: str,
-               spec_class: type[BaseModel]) -> SpecError:
+               spec_class: type[BaseModel], words: Words | None = None) -> SpecError:
     """The first pydantic error (an unknown key first) as a ``SpecError`` located at its key.
+
+    The one translator of pydantic errors: every section and block spec goes through it.
 
     Args:
         exc: The validation error.
@@ -23,10 +32,13 @@ def spec_error(exc: ValidationError, raw: Any, where: Location | None, doc_path:
         where: Where to point when the key has no location of its own.
         doc_path: The document path of ``raw``.
         spec_class: The model that refused, for did-you-mean suggestions.
+        words: A section's own wording (``search:`` lists the choices); default :func:`plain_message`.
     """
     errors = exc.errors()
     error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    steps = error["loc"]
+    steps = list(error["loc"])
+    if error["type"] in _TYPE_ERRORS and steps and steps[-1] in _TYPE_NAMES:
+        steps = steps[:-1]  # the member of a union pydantic tried (str | list[str]) is not a place in the file
     place, container, model = where, raw, spec_class
     for step in steps:
         if _union_member(step):
@@ -38,6 +50,9 @@ def spec_error(exc: ValidationError, raw: Any, where: Location | None, doc_path:
         container = container[step] if _has(container, step) else None
         model = inner or model
     path = doc_path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in steps if not _union_member(p))
+    if words is not None:
+        return SpecError(words(dict(error), spec_class, [p for p in steps if not _union_member(p)]),
+                         place or where, path)
     return SpecError(plain_message(error, model), place or where, path)
 
 

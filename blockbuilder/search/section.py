@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PositiveFloat, P
 
 from blockbuilder.errors import Location, SpecError, did_you_mean, shown
 from blockbuilder.language.document import Map, Seq
+from blockbuilder.language.pydantic_errors import spec_error
 from blockbuilder.language.resolve import plain
 from blockbuilder.language.sections import Section, SectionInput
 from blockbuilder.search.budgets import Budget
@@ -85,7 +86,7 @@ def parse_space(document: Map) -> Space:
     try:
         section = _Search.model_validate(dict(raw))
     except ValidationError as exc:
-        raise _spec_error(exc, raw, "search", where, _Search) from None
+        raise spec_error(exc, raw, where, "search", _Search, words=_message) from None
     space_map = raw.get("space")
     if not isinstance(space_map, Map) or not space_map:
         raise SpecError("nothing to search: 'space' maps --set paths to values, e.g. "
@@ -157,7 +158,7 @@ def _dimension(space: Map, key: Any, document: Map) -> Dimension:
     try:
         parsed = model.model_validate(values)
     except ValidationError as exc:
-        raise _spec_error(exc, spec, path, where, model) from None
+        raise spec_error(exc, spec, where, path, model, words=_message) from None
     dimension = _checked_dimension(kind, parsed, spec, key, path, where)
     check_path(dimension, space.key_loc(key), document, spec)
     return dimension
@@ -194,32 +195,7 @@ def _whole(width: float, step: float) -> bool:
     return abs(count - round(count)) <= 1e-9 * max(1.0, abs(count))
 
 
-# --------------------------------------------------------------------------- pydantic's errors, located
-
-
-def _spec_error(exc: ValidationError, raw: Map, base: str, where: Location | None,
-                model: type[BaseModel]) -> SpecError:
-    """The first pydantic error as one located line, in plain words."""
-    errors = exc.errors()
-    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    steps = list(error["loc"])
-    if error["type"] in ("literal_error", "float_type", "int_type", "bool_type", "string_type") and \
-            steps and isinstance(steps[-1], str) and steps[-1] in ("str", "list[str]", "int", "float"):
-        steps = steps[:-1]  # a union member's name is not a place in the file
-    container: Any = raw
-    place = where
-    for index, step in enumerate(steps):
-        if isinstance(container, Map) and step in container:
-            last = index == len(steps) - 1
-            place = container.key_loc(step) if last and error["type"] == "extra_forbidden" else \
-                container.loc_of(step)
-            container = container[step]
-        elif isinstance(container, Seq) and isinstance(step, int) and step < len(container):
-            place, container = container.loc_of(step), container[step]
-        else:
-            break
-    path = base + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps)
-    return SpecError(_message(dict(error), model, steps), place, path)
+# --------------------------------------------------------------------------- the section's wording of pydantic's errors
 
 
 def _message(error: dict[str, Any], model: type[BaseModel], steps: list[Any]) -> str:
