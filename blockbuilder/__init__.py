@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from blockbuilder.errors import BlockbuilderError, CommandError, DataError, ImageError, SpecError, UsageError
+from blockbuilder.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -45,7 +46,6 @@ def __getattr__(name: str) -> Any:
         return getattr(modules[_LAZY[name]], name)
     raise AttributeError(f"module 'blockbuilder' has no attribute {name!r}")
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Architecture",
@@ -82,14 +82,9 @@ def build(architecture: Architecture) -> keras.Model:
     from blockbuilder.quiet import import_keras_quietly
 
     import_keras_quietly()
-    from blockbuilder.compiler.compile import build_model
+    from blockbuilder.transfer import build as build_with_report
 
-    model = build_model(architecture.root, architecture.name, architecture.input_shape,
-                        architecture.input_name)
-    if architecture.weights is not None or architecture.freeze is not None:
-        from blockbuilder.transfer import prepare
-
-        prepare(model, architecture)
+    model, _ = build_with_report(architecture)
     return model
 
 
@@ -98,14 +93,9 @@ def load_model(path: str, **kwargs: Any) -> keras.Model:
 
     ``keras.saving.load_model`` works as well once ``blockbuilder.compiler.layers`` has been imported.
     """
-    from blockbuilder.quiet import import_keras_quietly
+    from blockbuilder.serving.source import load_model as load_with_layers
 
-    import_keras_quietly()
-    import keras
-
-    from blockbuilder.compiler import layers  # noqa: F401  (registers the custom layers)
-
-    return keras.saving.load_model(path, **kwargs)
+    return load_with_layers(path, **kwargs)
 
 
 def summarize(architecture: Architecture, model: Any = None) -> Summary:

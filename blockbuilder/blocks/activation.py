@@ -36,7 +36,7 @@ class ActivationSpec(BlockSpec):
 def activation_layer(function: str, name: str, ctx: BuildContext) -> Any:
     """The Keras layer of an activation function, named ``name``."""
     if function == "scaled_tanh":
-        from blockbuilder.compiler.layers import ScaledTanh
+        from blockbuilder.compiler.custom_layers import ScaledTanh
 
         return ScaledTanh(name=name)
     if function in ("none", "linear"):

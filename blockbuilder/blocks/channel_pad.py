@@ -30,6 +30,6 @@ class ChannelPad(Block[ChannelPadSpec]):
         return (*shape[:-1], spec.channels)
 
     def build(self, node: Node[ChannelPadSpec], x: Any, ctx: BuildContext) -> Any:
-        from blockbuilder.compiler.layers import ChannelPad as ChannelPadLayer
+        from blockbuilder.compiler.custom_layers import ChannelPad as ChannelPadLayer
 
         return ChannelPadLayer(node.spec.channels - node.input_shape[-1], name=node.path)(x)

@@ -8,34 +8,17 @@ Each module here is one ``blockbuilder`` sub-command and exposes:
 * ``EXAMPLES`` -- a tuple of real command lines, each starting ``blockbuilder COMMAND`` (a ``# comment``
   may follow); ``--help`` ends with ``docs: DOCS`` and then these, and shows the options' defaults;
 * ``configure(parser)`` -- adds its arguments (must not import TensorFlow or Keras);
-* ``run(args) -> int`` -- does the work and returns the exit code (imports heavy modules inside).
+* ``run(args) -> int`` -- does the work and returns the exit code (imports heavy modules inside);
+* optionally ``overrides(args) -> list[str]`` -- its own flags that change the architecture, as ``--set``
+  overrides (train's ``--epochs N`` is ``train.epochs=N``): ``main`` applies them with ``--set``,
+  ``--weights`` and ``--limit`` before its one load (:mod:`blockbuilder.cli.options`).
 
-``blockbuilder.cli.main`` adds the shared options (``--set``, ``--debug``) and turns a ``SpecError`` into
-``FILE:LINE:COL: PATH: message`` with exit code 1.
+``blockbuilder.cli.main`` lists them (``all_commands``), adds the shared options (``--set``, ``--debug``)
+and turns a ``SpecError`` into ``FILE:LINE:COL: PATH: message`` with exit code 1. This package's own
+module imports none of them: they import :func:`positive_int` from it.
 """
 
 import argparse
-from types import ModuleType
-
-
-def all_commands() -> list[ModuleType]:
-    """The command modules, in the order ``--help`` lists them."""
-    from blockbuilder.cli import (
-        compare,
-        draw,
-        embed,
-        evaluate,
-        explore,
-        export,
-        features,
-        predict,
-        report,
-        search,
-        search_report,
-        train,
-    )
-
-    return [train, report, evaluate, export, predict, draw, features, embed, explore, compare, search, search_report]
 
 
 def positive_int(text: str) -> int:

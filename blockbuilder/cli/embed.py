@@ -50,10 +50,10 @@ def _trained(source: str) -> bool:
 
 def check(args: argparse.Namespace) -> None:
     """Output, images, model or architecture, weights and block name, before TensorFlow."""
-    import blockbuilder
     from blockbuilder.cli import arguments
     from blockbuilder.errors import BlockbuilderError, UsageError
     from blockbuilder.images import check_image
+    from blockbuilder.language.architecture import loads
     from blockbuilder.transfer.embed import block_names
 
     arguments.suffix(args.output, (".npy",))
@@ -71,11 +71,11 @@ def check(args: argparse.Namespace) -> None:
         args.model_file = files.model_file
         if files.resolved_yaml:
             try:
-                paths = [node.path for node in blockbuilder.loads(files.resolved_yaml).root.walk() if node.path]
+                paths = [node.path for node in loads(files.resolved_yaml).root.walk() if node.path]
             except BlockbuilderError:
                 paths = []  # the layer names are checked once the model is loaded
     else:
-        args.architecture = blockbuilder.load(args.source, [*args.overrides, *weights.overrides(args)])
+        args.architecture = args.load_options.load(args.source)  # --set and --weights, made by main
         weights.check(args)
         paths = [node.path for node in args.architecture.root.walk() if node.path]
     if paths and args.block not in paths:

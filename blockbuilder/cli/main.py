@@ -12,9 +12,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any, NamedTuple
 
-from blockbuilder.cli import arguments, positive_int, weights
+from blockbuilder.cli import arguments, options, positive_int, weights
 from blockbuilder.cli.console import console, import_keras_quietly
 from blockbuilder.errors import BlockbuilderError, SpecError, UsageError, did_you_mean, shown
 
@@ -40,7 +41,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if "search" in arch.document:
         from blockbuilder.search import describe_space
 
-        _out(describe_space(arch, args.overrides))
+        _out(describe_space(arch, args.load_options.overrides, args.load_options.limits))
     return EXIT_OK
 
 
@@ -48,7 +49,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     """The merged document, also when it does not validate: then the error follows it (exit 1)."""
     from blockbuilder.language.architecture import resolve_report
 
-    text, error = resolve_report(args.arch, args.overrides)
+    text, error = resolve_report(args.arch, args.load_options.overrides)
     _out(text.rstrip())
     if error is not None:
         sys.stderr.write(f"{error}\n")
@@ -57,12 +58,11 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    import blockbuilder
     from blockbuilder.cli import weights
-    from blockbuilder.report.summary import render
+    from blockbuilder.report.summary import render, summarize
 
     model, report = weights.build(args.architecture, show=False)
-    summary = blockbuilder.summarize(args.architecture, model)
+    summary = summarize(args.architecture, model)
     if args.json:
         loaded = {"weights": report.to_dict()} if report is not None else {}
         _out(json.dumps({**summary.to_dict(), **loaded}, indent=None if args.compact else 2))
@@ -210,7 +210,7 @@ BUILT_IN = {  # the --help ends of the commands defined here; the others declare
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``blockbuilder`` parser: the built-in commands, then those of :func:`blockbuilder.cli.all_commands`.
+    """The ``blockbuilder`` parser: the built-in commands, then those of :func:`all_commands`.
 
     Every command's ``--help`` gets the same formatter (defaults shown) and ends with its docs and examples.
     """
@@ -225,15 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help_text: str, handler: Handler, takes_arch: bool = True,
-                check: Check | None = None, needs_keras: NeedsKeras = True,
-                end: HelpEnd | None = None) -> argparse.ArgumentParser:
+                check: Check | None = None, needs_keras: NeedsKeras = True, end: HelpEnd | None = None,
+                overrides: options.OverridesHook | None = None) -> argparse.ArgumentParser:
         end = BUILT_IN[name] if end is None else end
         cmd = sub.add_parser(name, help=help_text, description=help_text, epilog=end.epilog(),
                              formatter_class=HelpFormatter)
         if takes_arch:
             _add_arch(cmd)
         cmd.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-        cmd.set_defaults(handler=handler, takes_arch=takes_arch, check=check, needs_keras=needs_keras)
+        cmd.set_defaults(handler=handler, takes_arch=takes_arch, check=check, needs_keras=needs_keras,
+                         command_overrides=overrides)
         return cmd
 
     command("validate", "check an architecture file without building it (no TensorFlow)", cmd_validate,
@@ -256,24 +257,37 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--json", action="store_true", help="print JSON")
     command("schema", "print a JSON Schema of the language (for editors)", cmd_schema, takes_arch=False,
             needs_keras=False)
-    for module in _plugin_commands():
+    for module in all_commands():
         name = module.__name__.rpartition(".")[2].replace("_", "-")  # search_report -> search-report
         cmd = command(name, module.HELP, module.run, takes_arch=getattr(module, "TAKES_ARCH", True),
                       check=getattr(module, "check", None), needs_keras=getattr(module, "NEEDS_KERAS", True),
-                      end=HelpEnd.of(module))
+                      end=HelpEnd.of(module), overrides=getattr(module, "overrides", None))
         module.configure(cmd)
     return parser
 
 
-def _plugin_commands() -> list[Any]:
-    """Sub-commands that live in ``blockbuilder.cli.main`` (train, export, predict ...)."""
-    from blockbuilder import cli as commands
+def all_commands() -> list[ModuleType]:
+    """The command modules of :mod:`blockbuilder.cli` (train, export ...), in the order ``--help`` lists them."""
+    from blockbuilder.cli import (
+        compare,
+        draw,
+        embed,
+        evaluate,
+        explore,
+        export,
+        features,
+        predict,
+        report,
+        search,
+        search_report,
+        train,
+    )
 
-    return commands.all_commands()
+    return [train, report, evaluate, export, predict, draw, features, embed, explore, compare, search, search_report]
 
 
 def _version() -> str:
-    from blockbuilder import __version__
+    from blockbuilder.version import __version__
 
     return __version__
 
@@ -285,19 +299,18 @@ def _out(text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``blockbuilder`` script; returns the exit code.
 
-    The steps, in this order: parse the command line, load the architecture (no TensorFlow), run the
-    command's ``check`` (paths, outputs, formats; no TensorFlow), import Keras when the command needs it,
-    and only then run the command.
+    The steps, in this order: parse the command line, turn the options that change the architecture into
+    overrides and limits (:mod:`blockbuilder.cli.options`, once) and load it with them (no TensorFlow), run
+    the command's ``check`` (paths, outputs, formats; no TensorFlow), import Keras when the command needs
+    it, and only then run the command.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "overrides"):  # the commands with --set (an architecture, or maybe one: embed)
+            args.load_options = options.from_args(args)
         if args.takes_arch:
-            import blockbuilder
-
-            args.overrides = [*args.overrides, *weights.overrides(args)]  # --weights wins over the file
-            limits = blockbuilder.Limits().with_overrides(args.limits)
-            args.architecture = blockbuilder.load(args.arch, args.overrides, limits=limits)
+            args.architecture = args.load_options.load(args.arch)
         if args.check is not None:
             args.check(args)
         needs_keras = args.needs_keras(args) if callable(args.needs_keras) else args.needs_keras

@@ -72,12 +72,13 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError("how many trials? give --trials N (or 'trials: N' in the search section)")
     budget = space.budget.with_limits(max_params=args.max_params, max_macs=args.max_macs)
     flags = [key for key in ("max_params", "max_macs") if getattr(args, key) is not None]
-    family = explore_family(arch.source, args.overrides, space)
+    loaded = args.load_options  # each trial is loaded as the architecture was: --set, --limit
+    family = explore_family(arch.source, loaded.overrides, space, limits=loaded.limits)
     check_family(family, space, budget, flags)
     check_capacity(family, space, budget, trials)
     output = Path(args.output) if args.output else Path("searches") / arch.name
     options = SearchOptions(trials=trials, output=output, epochs=args.epochs, storage=args.storage,
-                            overrides=tuple(args.overrides))
+                            overrides=loaded.overrides, limits=loaded.limits)
     search = Search(arch.source, arch, space, budget, options, train_with_blockbuilder, progress=None)
     search.open()
     search.progress = Progress(search.record)

@@ -53,41 +53,48 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--process-id", type=int, metavar="I", help="JAX multi-process: this process's index")
 
 
-def flag_overrides(args: argparse.Namespace) -> list[str]:
-    """The training flags as ``--set`` overrides (so ``resolved.yaml`` holds what was trained)."""
-    flags = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "precision": args.precision}
-    return [f"train.{key}={value}" for key, value in flags.items() if value is not None]
+OVERRIDE_FLAGS = ("epochs", "batch_size", "seed", "precision")  # each is train.FLAG=VALUE
+RESUMED_FLAGS = (*OVERRIDE_FLAGS, "export", "weights", "coordinator", "num_processes", "process_id")
+
+
+def overrides(args: argparse.Namespace) -> list[str]:
+    """The training flags as ``--set`` overrides (so ``resolved.yaml`` holds what was trained).
+
+    ``blockbuilder.cli.main`` applies them after ``--set``, before its one load of the architecture.
+    """
+    values = {flag: getattr(args, flag) for flag in OVERRIDE_FLAGS}
+    return [f"train.{flag}={value}" for flag, value in values.items() if value is not None]
 
 
 def _resume_command(args: argparse.Namespace, run_dir: object) -> str:
+    """The command line that continues this run: its own options, its run directory and ``--resume``."""
     words = ["blockbuilder", "train", args.arch]
     for override in args.overrides:
         words += ["--set", override]
-    for flag in ("epochs", "batch_size", "seed", "precision", "export"):
+    for flag in RESUMED_FLAGS:
         value = getattr(args, flag)
         if value is not None:
             words += [f"--{flag.replace('_', '-')}", str(value)]
+    for limit in args.limits:
+        words += ["--limit", limit]
+    if args.device != "auto":
+        words += ["--device", args.device]
     return shlex.join([*words, "--output", str(run_dir), "--resume"])
 
 
 def check(args: argparse.Namespace) -> None:
     """Plan the run before TensorFlow is imported: the data set's path, the run directory, ``--resume``."""
-    import blockbuilder
     from blockbuilder.serving.export import check_format
     from blockbuilder.training.api import TrainOptions, plan
 
     if args.export is not None:  # an unknown format or a missing extra, now and not after training
         check_format(args.export)
 
-    architecture = args.architecture
-    flags = flag_overrides(args)
-    if flags:
-        architecture = blockbuilder.load(args.arch, [*args.overrides, *flags])
     args.train_options = TrainOptions(
         output=args.output, device=args.device, resume=args.resume, export=args.export,
         coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,
     )
-    args.plan = plan(architecture, args.train_options)
+    args.plan = plan(args.architecture, args.train_options)  # loaded by main with overrides(args)
 
 
 def run(args: argparse.Namespace) -> int:

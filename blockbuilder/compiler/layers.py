@@ -1,49 +1,19 @@
-"""The few Keras layers ``keras.layers`` lacks, written with ``keras.ops`` only (any backend).
+"""Every custom Keras layer of blockbuilder's models, registered as serializable.
 
-Each is registered as serializable, so a saved ``model.keras`` loads in a fresh process once
-``blockbuilder`` is imported (``keras.saving.load_model`` finds them by their registered name).
+A saved ``model.keras`` loads in a fresh process once this module is imported (``keras.saving.load_model``
+finds the layers by their registered names): the built-in blocks' own
+(:mod:`~blockbuilder.compiler.custom_layers`, :mod:`~blockbuilder.compiler.drop_path`) and those every
+registered block type brings (``Block.keras_layers``).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
-from keras import ops
 
+from blockbuilder.compiler import drop_path  # noqa: F401  (FractalNet's drop-path layers)
+from blockbuilder.compiler.custom_layers import ChannelPad, ScaledTanh
 
-@keras.saving.register_keras_serializable(package="blockbuilder")
-class ChannelPad(keras.layers.Layer):  # type: ignore[misc]
-    """Appends ``extra`` zero channels (the parameter-free shortcut of ResNet option A)."""
-
-    def __init__(self, extra: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.extra = int(extra)
-
-    def call(self, inputs: Any) -> Any:
-        pad = [[0, 0]] * (len(inputs.shape) - 1) + [[0, self.extra]]
-        return ops.pad(inputs, pad)
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return (*input_shape[:-1], input_shape[-1] + self.extra)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "extra": self.extra}
-
-
-@keras.saving.register_keras_serializable(package="blockbuilder")
-class ScaledTanh(keras.layers.Layer):  # type: ignore[misc]
-    """LeCun's activation ``1.7159 * tanh(2x / 3)``."""
-
-    def call(self, inputs: Any) -> Any:
-        return 1.7159 * ops.tanh(inputs * (2.0 / 3.0))
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return input_shape
-
-
-# FractalNet's drop-path layers live beside them; block modules may bring their own (Block.keras_layers).
-from blockbuilder.compiler import drop_path  # noqa: E402,F401
+__all__ = ["ChannelPad", "ScaledTanh", "register_block_layers"]
 
 
 def register_block_layers() -> None:

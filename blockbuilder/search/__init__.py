@@ -19,21 +19,25 @@ trial imports TensorFlow)::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from blockbuilder.language.budgets import Limits
 
 __all__ = ["describe_space"]
 
 
-def describe_space(architecture: Any, overrides: Sequence[str] = ()) -> str:
+def describe_space(architecture: Any, overrides: Sequence[str] = (), limits: Limits | None = None) -> str:
     """What ``blockbuilder validate`` prints about a file's ``search:`` section (no TensorFlow).
 
     Args:
         architecture: A loaded architecture whose document has a ``search:`` section.
         overrides: The ``--set`` overrides it was loaded with (the family's members get them too).
+        limits: The budgets it was loaded with (``--limit``; the members too); ``None``: the defaults.
 
     Raises:
         SpecError: a bad ``search:`` section, no valid member, or a budget nothing fits.
     """
     from blockbuilder.search.describe import describe_space as describe
 
-    return describe(architecture, overrides)
+    return describe(architecture, overrides, limits)

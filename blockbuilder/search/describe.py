@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from blockbuilder.language.budgets import Limits
 from blockbuilder.search.budgets import Budget
 from blockbuilder.search.family import Family, check_family, explore_family
 from blockbuilder.search.section import parse_space
@@ -15,12 +16,13 @@ from blockbuilder.text import human, plural
 __all__ = ["describe_space"]
 
 
-def describe_space(architecture: Any, overrides: Sequence[str] = ()) -> str:
+def describe_space(architecture: Any, overrides: Sequence[str] = (), limits: Limits | None = None) -> str:
     """The size of the space, the family's range of parameters and MACs, and what fits the budget.
 
     Args:
         architecture: A loaded architecture whose document has a ``search:`` section.
         overrides: The ``--set`` overrides it was loaded with (members are loaded with them too).
+        limits: The budgets it was loaded with (``--limit``; members too); ``None``: the defaults.
 
     Raises:
         SpecError: for a bad ``search:`` section, a family without a valid member, or a budget
@@ -34,7 +36,7 @@ def describe_space(architecture: Any, overrides: Sequence[str] = ()) -> str:
         values = "continuous" if count is None else plural(count, "value")
         lines.append(f"  {dimension.path:<{width}}  {dimension.describe():<32} {values}")
     if architecture.source is not None:
-        family = explore_family(architecture.source, overrides, space)
+        family = explore_family(architecture.source, overrides, space, limits=limits)
         check_family(family, space, space.budget)
         lines.extend(_family_lines(family, space.budget))
     objective = " and ".join("validation accuracy" if o == "accuracy" else o for o in space.objectives)

@@ -5,13 +5,16 @@ says what it searches, and ``.partial/``, where a trial trains before its run di
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from blockbuilder.errors import CommandError, UsageError
 from blockbuilder.files import atomic_path
+from blockbuilder.language.budgets import Limits
 
-__all__ = ["PARTIAL", "SEARCH_FILE", "check_output", "read_search_file", "write_search_file"]
+__all__ = ["PARTIAL", "SEARCH_FILE", "changed_limits", "check_output", "read_search_file", "recorded_limits",
+           "write_search_file"]
 
 SEARCH_FILE = "search.json"
 PARTIAL = ".partial"
@@ -23,6 +26,17 @@ def check_output(output: Path) -> None:
         raise UsageError(f"--output {output} is a file, not a directory")
     if output.is_dir() and any(output.iterdir()) and not (output / SEARCH_FILE).is_file():
         raise UsageError(f"--output {output} holds other files (no {SEARCH_FILE}): choose a new directory")
+
+
+def changed_limits(limits: Limits) -> dict[str, int]:
+    """The budgets that ``--limit`` changed, by name, as ``search.json`` records them (``{}``: none)."""
+    defaults = asdict(Limits())
+    return {name: value for name, value in asdict(limits).items() if value != defaults[name]}
+
+
+def recorded_limits(record: dict[str, Any]) -> Limits:
+    """The budgets of the search whose ``search.json`` is ``record`` (the defaults when it records none)."""
+    return replace(Limits(), **record.get("limits", {}))
 
 
 def write_search_file(output: Path, record: dict[str, Any]) -> None:

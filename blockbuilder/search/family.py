@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blockbuilder.errors import SpecError, UsageError
+from blockbuilder.language.budgets import Limits
 from blockbuilder.search.budgets import Budget, Figures, measure
 from blockbuilder.search.space import Dimension, Space, value_text
 from blockbuilder.text import plural
@@ -57,14 +58,15 @@ class Family:
         return f"{self.checked:,} of {total} architectures sampled"
 
 
-def explore_family(source: Any, overrides: Sequence[str], space: Space, *, limit: int = FAMILY_LIMIT,
-                   seconds: float = FAMILY_SECONDS) -> Family:
+def explore_family(source: Any, overrides: Sequence[str], space: Space, *, limits: Limits | None = None,
+                   limit: int = FAMILY_LIMIT, seconds: float = FAMILY_SECONDS) -> Family:
     """Load members of the family (every one when there are at most ``limit``) and measure them.
 
     The first and last value of every dimension (the family's two corners) are always loaded; the
     rest are enumerated or sampled with a fixed seed until ``limit`` members or ``seconds`` of work.
+    Each is loaded with ``overrides`` and ``limits``, as the architecture was (``--set``, ``--limit``).
     """
-    import blockbuilder
+    from blockbuilder.language.architecture import load
 
     dimensions = space.architecture_dimensions
     sizes = [d.size for d in dimensions]
@@ -73,7 +75,7 @@ def explore_family(source: Any, overrides: Sequence[str], space: Space, *, limit
     started = time.perf_counter()
     for values in _members(dimensions, total, limit):
         try:
-            member = blockbuilder.load(source, [*overrides, *(d.override(values[d.path]) for d in dimensions)])
+            member = load(source, [*overrides, *(d.override(values[d.path]) for d in dimensions)], limits=limits)
         except (SpecError, UsageError) as exc:
             family.invalid.append((values, str(exc)))
         else:

@@ -18,6 +18,8 @@ import yaml  # type: ignore[import-untyped]
 
 from blockbuilder.errors import CommandError, SpecError, UsageError
 from blockbuilder.files import atomic_path
+from blockbuilder.language.budgets import Limits
+from blockbuilder.search.directory import recorded_limits
 from blockbuilder.text import human, plural
 
 __all__ = [
@@ -74,7 +76,9 @@ def _override(path: str, value: Any, distribution: Any) -> str:
 def trial_rows(study: Any) -> list[TrialRow]:
     """Every trial of the study, in order of number."""
     rows = []
-    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    reruns = {t.user_attrs["rerun_of"]: t.number for t in trials if "rerun_of" in t.user_attrs}
+    for trial in trials:
         attrs = trial.user_attrs
         accuracy = attrs.get("val_accuracy")
         if accuracy is None and trial.state.name == "COMPLETE" and trial.values:
@@ -83,12 +87,20 @@ def trial_rows(study: Any) -> list[TrialRow]:
             number=trial.number, state=STATES.get(trial.state.name, trial.state.name.lower()),
             params=attrs.get("params"), macs=attrs.get("macs"),
             val_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
-            values=dict(trial.params), reason=str(attrs.get("reason", "")), seconds=attrs.get("seconds"),
+            values=dict(trial.params), reason=_reason(trial, reruns), seconds=attrs.get("seconds"),
             run_dir=str(attrs.get("run_dir", "")), depth=int(attrs.get("depth", 0)),
             overrides=tuple(_override(path, value, trial.distributions.get(path))
                             for path, value in trial.params.items()),
         ))
     return rows
+
+
+def _reason(trial: Any, reruns: dict[int, int]) -> str:
+    """Why a trial stopped: its ``reason``; a failed one without, whose worker died, by its rerun."""
+    reason = str(trial.user_attrs.get("reason", ""))
+    if not reason and trial.state.name == "FAIL" and trial.number in reruns:
+        return f"interrupted: its worker stopped; run again as trial {reruns[trial.number]}"
+    return reason
 
 
 def searched_paths(rows: list[TrialRow]) -> list[str]:
@@ -135,17 +147,21 @@ def best_row(rows: list[TrialRow]) -> TrialRow | None:
     return max(trained, key=lambda r: (r.val_accuracy or 0.0, -(r.macs or 0))) if trained else None
 
 
-def write_best_yaml(path: Path, source: str | Path, overrides: list[str], row: TrialRow, search_dir: Path) -> None:
+def write_best_yaml(path: Path, source: str | Path, overrides: list[str], row: TrialRow, search_dir: Path,
+                    limits: Limits | None = None) -> None:
     """The best trial's architecture, ready for ``blockbuilder train`` (``search:`` left out).
+
+    It is loaded as the trial was: ``overrides`` and ``limits`` (the search's ``--set`` and ``--limit``),
+    then the trial's values.
 
     Raises:
         CommandError: the architecture file can no longer be read (moved, or edited into another family).
     """
-    import blockbuilder
+    from blockbuilder.language.architecture import load
     from blockbuilder.language.resolve import plain
 
     try:
-        member = blockbuilder.load(source, [*overrides, *row.overrides])
+        member = load(source, [*overrides, *row.overrides], limits=limits)
     except (SpecError, UsageError) as exc:
         raise CommandError(f"cannot write {path}: the best trial no longer loads from {source}: {exc}") from None
     document = {key: plain(value) for key, value in member.document.items() if key != "search"}
@@ -211,7 +227,7 @@ def write_reports(output: Path, study: Any, record: dict[str, Any], *, reference
     best = best_row(rows)
     if best is not None:
         write_best_yaml(output / "best.yaml", record["architecture"], list(record.get("overrides", [])), best,
-                        output)
+                        output, recorded_limits(record))
         if chart:
             write_pareto(output / "pareto.png", rows, title=str(record.get("study", "search")),
                          dataset=record.get("dataset"), references=list(references))
@@ -339,9 +355,10 @@ class Progress:
         written = ", ".join(str(search.output / name) for name in ("trials.csv", "best.yaml", "pareto.png")
                             if (search.output / name).exists())
         if best is not None:
+            limits = "".join(f" --limit {name}={value}" for name, value in self.record.get("limits", {}).items())
             self.console.print(f"best: trial {best.number}, val_accuracy {best.val_accuracy:.4f}, "
                                f"{best.params:,} params, {human(best.macs or 0)} MACs "
-                               f"(blockbuilder train {search.output / 'best.yaml'})")
+                               f"(blockbuilder train {search.output / 'best.yaml'}{limits})")
         self.console.print(f"wrote {written}")
 
     @staticmethod

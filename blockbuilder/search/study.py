@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from blockbuilder.errors import CommandError, SpecError, UsageError
+from blockbuilder.language.budgets import Limits
 from blockbuilder.search.budgets import Budget, Figures, measure
-from blockbuilder.search.directory import PARTIAL, check_output, write_search_file
+from blockbuilder.search.directory import PARTIAL, changed_limits, check_output, write_search_file
 from blockbuilder.search.sampling import make_pruner, make_sampler, suggest
 from blockbuilder.search.space import Space
 from blockbuilder.search.storage import STUDY_FILE, open_study, shown_url, storage_url
@@ -59,6 +60,7 @@ class SearchOptions:
         epochs: Epochs per trial (``None``: the section's ``epochs``, else the ``train:`` section's).
         storage: An Optuna storage URL, or ``journal:PATH``; ``None``: ``DIR/study.db``.
         overrides: The ``--set`` overrides every trial is loaded with.
+        limits: The budgets every trial is loaded with (``--limit``).
         live: A live display (``None``: when stdout is a terminal).
     """
 
@@ -67,6 +69,7 @@ class SearchOptions:
     epochs: int | None = None
     storage: str | None = None
     overrides: tuple[str, ...] = ()
+    limits: Limits = Limits()
     live: bool | None = None
 
 
@@ -139,6 +142,7 @@ class Search:
         self.study.pruner = make_pruner(self.space, self.options.trials, self.epochs)
         self.record = {
             "architecture": str(Path(self.source).resolve()), "overrides": list(self.options.overrides),
+            "limits": changed_limits(self.options.limits),
             "study": self.name,
             "storage": shown_url(self.url) if self.options.storage else STUDY_FILE,
             "dataset": getattr(self.architecture.train, "dataset", None),
@@ -201,12 +205,15 @@ class Search:
         return now - seen[1] > GRACE_SECONDS
 
     def _fail_dead(self, trial: Any) -> None:
+        """Fail another worker's trial and queue it again; the rerun's ``rerun_of`` gives the reason.
+
+        Optuna's public API sets an attribute only on a trial of this process (``study.ask``): the
+        reason ``trials.csv`` shows is read from the rerun (:func:`~blockbuilder.search.report.trial_rows`).
+        """
         import optuna
         from optuna.trial import TrialState
 
-        handle = optuna.trial.Trial(self.study, trial._trial_id)
         try:
-            handle.set_user_attr("reason", "interrupted: its worker stopped; run again as a new trial")
             self.study.tell(trial.number, state=TrialState.FAIL)
         except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             return  # another worker got there first
@@ -294,9 +301,9 @@ class Search:
         return [*self.options.overrides, *applied, *([f"train.epochs={self.epochs}"] if epochs else [])]
 
     def _load(self, values: dict[str, Any]) -> Any:
-        import blockbuilder
+        from blockbuilder.language.architecture import load
 
-        return blockbuilder.load(self.source, self.overrides(values))
+        return load(self.source, self.overrides(values), limits=self.options.limits)
 
     def _train(self, trial: Any, member: Any, figures: Figures) -> TrialOutcome:
         from optuna.trial import TrialState

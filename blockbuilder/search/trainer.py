@@ -48,13 +48,13 @@ def train_with_blockbuilder(architecture: Any, run_dir: Path, epochs: int,
     import contextlib
     import io
 
-    import blockbuilder
+    from blockbuilder.training.api import train
 
     log = io.StringIO()
     started = time.perf_counter()
     with contextlib.redirect_stdout(log):
-        run = blockbuilder.train(architecture, output=run_dir, epochs=epochs, live=False,
-                                 on_epoch_end=lambda epoch, logs: on_epoch(epoch - 1, logs))
+        run = train(architecture, output=run_dir, epochs=epochs, live=False,
+                    on_epoch_end=lambda epoch, logs: on_epoch(epoch - 1, logs))
     seconds = time.perf_counter() - started
     if run_dir.is_dir():
         (run_dir / "train.log").write_text(log.getvalue(), encoding="utf-8")

@@ -115,6 +115,21 @@ def load_keras_file(path: Path) -> Any:
         raise ExportError(f"{path}: cannot read model ({first_line(exc)})") from exc
 
 
+def load_model(path: str, **kwargs: Any) -> Any:
+    """``keras.saving.load_model`` with Keras imported quietly and blockbuilder's layers registered first.
+
+    This is ``blockbuilder.load_model``: Keras' own errors pass through (:func:`load_keras_file` is the
+    commands' loader, with one-line errors).
+    """
+    from blockbuilder.quiet import import_keras_quietly
+
+    import_keras_quietly()
+    import keras
+
+    _register_custom_layers()
+    return keras.saving.load_model(path, **kwargs)
+
+
 def read_resolved_yaml(run_dir: Path) -> str | None:
     """Return the text of ``resolved.yaml`` in a run directory, or ``None`` when there is none.
 

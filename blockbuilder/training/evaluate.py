@@ -137,11 +137,11 @@ def evaluate(plan: Evaluation, batch_size: int = 64) -> dict[str, Any]:
     Returns:
         The content of the ``metrics.json`` written (``test``: loss, accuracy, per-class results).
     """
-    import blockbuilder
+    from blockbuilder.serving.source import load_model
     from blockbuilder.training.evaluation import collect, per_class, write_outputs
     from blockbuilder.training.rundir import strict_json, write_text
 
-    model = blockbuilder.load_model(str(plan.run_dir / MODEL_FILE))
+    model = load_model(str(plan.run_dir / MODEL_FILE))
     shape = tuple(int(d) for d in model.input_shape[1:])
     batches, count = _batches(plan, shape, batch_size)
     if count == 0:

@@ -19,7 +19,6 @@ import keras
 import numpy as np
 
 from blockbuilder.text import plural
-from blockbuilder.training.api import Plan, Run, TrainOptions
 from blockbuilder.training.batchnorm import chance_warning, needs_recalibration, recalibrate
 from blockbuilder.training.checkpoint import RunState, commit_epoch, test_hook
 from blockbuilder.training.data import Splits
@@ -27,6 +26,7 @@ from blockbuilder.training.devices import Placement, place, quiet_saving, resolv
 from blockbuilder.training.evaluation import collect, per_class, write_outputs
 from blockbuilder.training.outputs import plot_curves, write_tensorboard
 from blockbuilder.training.phases import Phases
+from blockbuilder.training.plan import Plan, Run, TrainOptions
 from blockbuilder.training.progress import Reporter
 from blockbuilder.training.rundir import history_row, strict_json, write_file, write_history_csv, write_text
 from blockbuilder.training.spec import TrainError
@@ -47,7 +47,7 @@ MONITOR = "val_loss"  # picks the best model: smoother than accuracy on a small 
 
 
 class Trainer:
-    """One training run, from a :class:`~blockbuilder.training.api.Plan`; :meth:`run` does the work."""
+    """One training run, from a :class:`~blockbuilder.training.plan.Plan`; :meth:`run` does the work."""
 
     def __init__(self, decided: Plan, options: TrainOptions, placement: Placement) -> None:
         spec, architecture = decided.spec, decided.architecture

@@ -89,8 +89,8 @@ def make_loss(spec: TrainSpec) -> Any:
 
 def build_compiled_model(architecture: Any, spec: TrainSpec, steps_per_epoch: int) -> Any:
     """Build ``architecture`` and compile it with the ``train:`` section's optimizer, loss, metrics."""
-    import blockbuilder
+    from blockbuilder.transfer import build
 
-    model = blockbuilder.build(architecture)
+    model, _ = build(architecture)  # ``blockbuilder.build``: weights: loaded, freeze: applied
     model.compile(optimizer=make_optimizer(spec, steps_per_epoch), loss=make_loss(spec), metrics=make_metrics(spec))
     return model

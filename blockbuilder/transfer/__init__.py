@@ -3,7 +3,8 @@
 The language side (``weights:``, ``freeze:``, ``head:``) is :mod:`blockbuilder.transfer.settings` and
 needs no Keras; loading (:mod:`~blockbuilder.transfer.weights`), freezing
 (:mod:`~blockbuilder.transfer.freeze`) and features (:mod:`~blockbuilder.transfer.embed`) act on a
-built model. :func:`prepare` is what ``blockbuilder.build`` calls when a file asks for either.
+built model. :func:`build` is ``blockbuilder.build`` with the weights report; its :func:`prepare` loads
+and freezes what a file asks for.
 """
 
 from __future__ import annotations
