@@ -184,3 +184,11 @@ def test_embed_loads_an_architecture_with_the_same_options(cli, write, tmp_path)
     code, out, err = cli("embed", write(FAMILY), image, "--block", "conv1", "--set", "variables.filters=0",
                          "-o", tmp_path / "x.npy")
     assert code == 1 and "network[0].conv.filters: expected a positive integer, got 0" in err
+
+
+def test_resolve_checks_the_document_within_the_limits_given(cli, write):
+    path = write(BIG)
+    code, out, err = cli("resolve", path, "--limit", "params=6e9")
+    assert (code, err) == (0, "") and "dense: 30000" in out
+    code, out, err = cli("resolve", path)
+    assert code == 1 and "dense: 30000" in out and "over the budget of 2,000,000,000" in err

@@ -49,7 +49,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     """The merged document, also when it does not validate: then the error follows it (exit 1)."""
     from blockbuilder.language.architecture import resolve_report
 
-    text, error = resolve_report(args.arch, args.load_options.overrides)
+    text, error = resolve_report(args.arch, args.load_options.overrides, args.load_options.limits)
     _out(text.rstrip())
     if error is not None:
         sys.stderr.write(f"{error}\n")

@@ -225,7 +225,8 @@ def _input_name(document: Map) -> str:
     return value
 
 
-def resolve_report(path_or_name: str | Path, overrides: Iterable[str] = ()) -> tuple[str, SpecError | None]:
+def resolve_report(path_or_name: str | Path, overrides: Iterable[str] = (),
+                   limits: Limits | None = None) -> tuple[str, SpecError | None]:
     """The merged document as YAML, and the error that validating it gives (``None`` when it is valid).
 
     ``blockbuilder resolve`` prints both, so a document that fails can still be looked at.
@@ -236,7 +237,7 @@ def resolve_report(path_or_name: str | Path, overrides: Iterable[str] = ()) -> t
     document, path = read_document(path_or_name, overrides)
     text = document_yaml(document)
     try:
-        from_document(document, path)
+        from_document(document, path, limits)
     except SpecError as exc:
         return text, exc
     return text, None
