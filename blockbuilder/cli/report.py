@@ -29,30 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print metrics.json as it is")
 
 
-def read_metrics(run: str) -> dict[str, Any]:
-    """The ``metrics.json`` of a run directory.
-
-    Raises:
-        CommandError: it is missing (a run that has not finished) or not JSON, naming the file.
-    """
-    from blockbuilder.errors import CommandError
-
-    path = Path(run) / "metrics.json"
-    if not Path(run).is_dir():
-        raise CommandError(f"{run}: no such run directory")
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CommandError(f"{path}: missing (a run writes it when it finishes)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise CommandError(f"{path}: not readable ({str(error).splitlines()[0]})") from None
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("test"), dict):
-        raise CommandError(f"{path}: not the metrics of a blockbuilder run (no 'test' results)")
-    return metrics
-
-
 def check(args: argparse.Namespace) -> None:
     """Read the run before anything is printed."""
+    from blockbuilder.training.rundir import read_metrics
+
     args.metrics = read_metrics(args.run)
 
 
@@ -62,7 +42,7 @@ def _number(value: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the report."""
-    metrics = args.metrics if hasattr(args, "metrics") else read_metrics(args.run)
+    metrics = args.metrics
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0

@@ -193,21 +193,11 @@ def load_splits(source: str, input_shape: Sequence[int], classes: int, validatio
     Raises:
         DataError: The data cannot be read, or does not fit the model (naming both).
     """
-    kind, where = dataset_kind(source)
-    if kind == "tfds":
-        splits = _tfds(where, input_shape, classes, validation_split)
-        parts: dict[str, tf.data.Dataset] = {"train": splits.train, "validation": splits.validation,
-                                             "test": splits.test}
-    else:
-        read = sources.read_source(source, shape=input_shape)
-        sources.check_model_fits(read.name, len(read.class_names), read.channels, input_shape, classes)
-        completed = sources.complete(read, validation_split)
-        parts = {split: part_dataset(part, input_shape) for split, part in completed.items()}
-        sizes = {split: len(part) for split, part in completed.items()}
-        splits = Splits(parts["train"], parts["validation"], parts["test"], read.class_names, sizes)
-    for role, other in (("validation", validation), ("test", test)):
-        if other is not None:
-            part = sources.role_part(sources.read_source(other, role, input_shape), role, splits.class_names, role)
-            setattr(splits, role, part_dataset(part, input_shape))
-            splits.sizes[role] = len(part)
-    return splits
+    def tfds(where: str) -> sources.Made[tf.data.Dataset]:
+        found = _tfds(where, input_shape, classes, validation_split)
+        return found.class_names, {"train": found.train, "validation": found.validation, "test": found.test}, \
+            found.sizes
+
+    names, made, sizes = sources.assemble(source, input_shape, classes, validation_split,
+                                          lambda part: part_dataset(part, input_shape), tfds, validation, test)
+    return Splits(made["train"], made["validation"], made["test"], names, sizes)

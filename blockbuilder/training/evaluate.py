@@ -12,7 +12,6 @@ of the run's classes).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import yaml  # type: ignore[import-untyped]
 
 from blockbuilder.errors import CommandError
 from blockbuilder.training import sources
+from blockbuilder.training.rundir import read_metrics
 
 __all__ = ["Evaluation", "check_evaluation", "evaluate"]
 
@@ -58,16 +58,10 @@ def _slug(source: str) -> str:
 
 def _run_facts(run_dir: Path) -> tuple[list[str], str, float]:
     """The run's class names, data set and validation split, from ``metrics.json`` and ``resolved.yaml``."""
-    path = run_dir / "metrics.json"
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CommandError(f"{path}: missing (a run writes it when it finishes)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise CommandError(f"{path}: not readable ({str(error).splitlines()[0]})") from None
-    names = metrics.get("class_names") if isinstance(metrics, dict) else None
+    metrics = read_metrics(run_dir)
+    names = metrics.get("class_names")
     if not isinstance(names, list) or not names:
-        raise CommandError(f"{path}: not the metrics of a blockbuilder run (no class_names)")
+        raise CommandError(f"{run_dir / 'metrics.json'}: not the metrics of a blockbuilder run (no class_names)")
     split = 0.1  # the default, when resolved.yaml does not say
     try:
         resolved = yaml.safe_load((run_dir / "resolved.yaml").read_text(encoding="utf-8")) or {}

@@ -142,22 +142,14 @@ def load_splits(source: str, input_shape: Sequence[int], classes: int, validatio
     Raises:
         DataError: The data cannot be read, or does not fit the model (naming both).
     """
-    kind, where = sources.dataset_kind(source)
-    if kind == "tfds":
-        splits = _tfds(where, input_shape, classes, validation_split)
-    else:
-        read = sources.read_source(source, shape=input_shape)
-        sources.check_model_fits(read.name, len(read.class_names), read.channels, input_shape, classes)
-        parts = sources.complete(read, validation_split)
-        splits = Splits(part_examples(parts["train"], input_shape), part_examples(parts["validation"], input_shape),
-                        part_examples(parts["test"], input_shape), read.class_names,
-                        {split: len(part) for split, part in parts.items()})
-    for role, other in (("validation", validation), ("test", test)):
-        if other is not None:
-            part = sources.role_part(sources.read_source(other, role, input_shape), role, splits.class_names, role)
-            setattr(splits, role, part_examples(part, input_shape))
-            splits.sizes[role] = len(part)
-    return splits
+    def tfds(where: str) -> sources.Made[Examples]:
+        found = _tfds(where, input_shape, classes, validation_split)
+        return found.class_names, {"train": found.train, "validation": found.validation, "test": found.test}, \
+            found.sizes
+
+    names, made, sizes = sources.assemble(source, input_shape, classes, validation_split,
+                                          lambda part: part_examples(part, input_shape), tfds, validation, test)
+    return Splits(made["train"], made["validation"], made["test"], names, sizes)
 
 
 # --------------------------------------------------------------------------- batches

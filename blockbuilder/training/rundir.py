@@ -184,3 +184,25 @@ def _last_index(base: Path, name: str) -> int:
             if match and entry.is_dir():
                 found.append(int(match.group(1)) - 1)
     return max(found)
+
+
+def read_metrics(run: str | Path) -> dict[str, Any]:
+    """The ``metrics.json`` of a finished run directory (``report`` and ``evaluate`` read it).
+
+    Raises:
+        CommandError: the directory or the file is missing (a run writes it when it finishes), it is
+            not JSON, or it holds no test results; naming the file.
+    """
+    path = Path(run) / "metrics.json"
+    if not Path(run).is_dir():
+        raise CommandError(f"{run}: no such run directory")
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CommandError(f"{path}: missing (a run writes it when it finishes)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CommandError(f"{path}: not readable ({str(error).splitlines()[0]})") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("test"), dict):
+        raise CommandError(f"{path}: not the metrics of a blockbuilder run (no 'test' results)")
+    return metrics
+

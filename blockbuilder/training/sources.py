@@ -15,9 +15,10 @@ training images, stratified, with a split that never depends on the training see
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from blockbuilder.errors import DataError
 from blockbuilder.text import plural
 
 __all__ = ["IMAGE_EXTENSIONS", "SPLIT_FOLDERS", "Part", "Source", "class_names_of", "complete", "dataset_kind",
-           "folder_layout", "locate", "read_source", "role_part"]
+           "folder_layout", "assemble", "locate", "split_parts", "read_source", "role_part"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 TEST_FRACTION = 0.2
@@ -313,6 +314,47 @@ def role_part(source: Source, role: str, class_names: list[str], key: str) -> Pa
     if top >= len(class_names) or int(part.labels.min(initial=0)) < 0:
         raise error(f"'{source.name}' has label {top}, outside the model's {len(class_names)} classes", key)
     return part
+
+
+def split_parts(source: str, shape: Any, classes: int, validation_split: float) -> tuple[list[str], dict[str, Part]]:
+    """The class names and the train, validation and test parts of a ``digits``, ``folder:`` or ``npz:``
+    source for a model of input ``shape`` and ``classes`` outputs (both pipelines make datasets of them).
+
+    Raises:
+        DataError: it cannot be read, or does not fit the model.
+    """
+    read = read_source(source, shape=shape)
+    check_model_fits(read.name, len(read.class_names), read.channels, shape, classes)
+    return read.class_names, complete(read, validation_split)
+
+
+T = TypeVar("T")
+#: What a pipeline's splits are made of: ``(class names, {split: dataset}, {split: size})``.
+Made = tuple[list[str], dict[str, T], dict[str, int]]
+
+
+def assemble(source: str, shape: Any, classes: int, validation_split: float, make: Callable[[Part], T],
+             tfds: Callable[[str], Made[T]], validation: Optional[str] = None, test: Optional[str] = None) -> Made[T]:
+    """A data source's three splits as one pipeline's datasets, in the one order both pipelines follow.
+
+    Args:
+        source, shape, classes, validation_split: As :func:`blockbuilder.training.data.load_splits`.
+        make: Turns a :class:`Part` into the pipeline's dataset.
+        tfds: Loads a ``tfds:`` source (``NAME[:SPLIT]``) as the pipeline's datasets.
+        validation, test: ``train.validation`` and ``train.test``: they replace those splits.
+    """
+    kind, where = dataset_kind(source)
+    if kind == "tfds":
+        names, made, sizes = tfds(where)
+    else:
+        names, parts = split_parts(source, shape, classes, validation_split)
+        made = {split: make(part) for split, part in parts.items()}
+        sizes = {split: len(part) for split, part in parts.items()}
+    for role, other in (("validation", validation), ("test", test)):
+        if other is not None:
+            part = role_part(read_source(other, role, shape), role, names, role)
+            made[role], sizes[role] = make(part), len(part)
+    return names, made, sizes
 
 
 def check_model_fits(source: str, class_count: int, channels: Any, shape: Any, classes: int,
