@@ -410,3 +410,17 @@ def test_two_objectives_give_a_pareto_front_with_nsga2_and_no_pruner(write, tmp_
         float(o["val_accuracy"]) >= float(r["val_accuracy"]) and int(o["macs"]) < int(r["macs"]) for o in rows)}
     assert front == {row.number for row in pareto_front(trial_rows(search.study))}
     assert (tmp_path / "out" / "pareto.png").is_file() and (tmp_path / "out" / "best.yaml").is_file()
+
+
+def test_a_grid_search_that_tries_its_whole_grid_ends_cleanly(cli, write, tmp_path, monkeypatch) -> None:
+    """Optuna's GridSampler stops the study when its grid is done, which raised outside study.optimize."""
+    from test_cli_options import search
+
+    family = ("name: tiny\ninput: [8, 8, 1]\nclasses: 10\nvariables: {filters: 8}\nnetwork:\n"
+              "  - conv: {filters: $filters, kernel: 3, activation: relu}\n  - global_avg_pool\n"
+              "  - dense: {units: 10, activation: softmax}\n"
+              "search:\n  space:\n    variables.filters: {choice: [2, 4, 8]}\n  sampler: grid\n  epochs: 1\n")
+    record, rows, out = search(cli, monkeypatch, write(family), "--trials", "3", "--output", tmp_path / "grid")
+
+    assert sorted(rows) == ["2", "4", "8"] and {row["state"] for row in rows.values()} == {"complete"}
+    assert "Traceback" not in out

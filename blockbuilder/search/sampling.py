@@ -20,12 +20,29 @@ def make_sampler(space: Space, trials: int, study: Any) -> Any:
         return optuna.samplers.RandomSampler(seed=seed)
     if space.sampler == "grid":
         grid = {d.path: list(d.choices) if d.kind == "choice" else d.values() for d in space.dimensions}
-        return optuna.samplers.GridSampler(grid, seed=seed)
+        return _ask_and_tell_grid(grid, seed)
     if space.sampler == "nsga2":
         population = min(50, max(4, trials // 3))
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
     startup = min(10, max(3, trials // 3))
     return optuna.samplers.TPESampler(n_startup_trials=startup, seed=seed)
+
+
+def _ask_and_tell_grid(grid: dict[str, list[Any]], seed: int | None) -> Any:
+    """Optuna's grid sampler for the study loop, which asks and tells (:mod:`blockbuilder.search.study`).
+
+    ``GridSampler.after_trial`` calls ``study.stop()`` when the grid is done, which only works inside
+    ``study.optimize``: in an ask-and-tell loop it raised ``RuntimeError`` at the last grid point's
+    ``tell`` (the trial itself was saved first). The loop stops by its own count, which a grid search
+    cannot exceed (``--trials`` above the fitting grid points is refused before it starts).
+    """
+    import optuna
+
+    class AskAndTellGrid(optuna.samplers.GridSampler):  # type: ignore[misc]
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return AskAndTellGrid(grid, seed=seed)
 
 
 def make_pruner(space: Space, trials: int, epochs: int) -> Any:
