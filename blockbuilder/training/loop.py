@@ -29,7 +29,7 @@ from blockbuilder.training.phases import Phases
 from blockbuilder.training.plan import Plan, Run, TrainOptions
 from blockbuilder.training.progress import Reporter
 from blockbuilder.training.rundir import history_row, strict_json, write_file, write_history_csv, write_text
-from blockbuilder.training.spec import TrainError
+from blockbuilder.training.spec import TrainError, TrainSpec
 from blockbuilder.training.stopping import NanGuard, improved
 from blockbuilder.training.weights import assign_values, variable_values, weights_sha256
 
@@ -44,6 +44,31 @@ __all__ = ["Trainer", "run_training"]
 
 RECALIBRATION_IMAGES = 2048  # training images that re-estimate BatchNorm statistics (batchnorm.py)
 MONITOR = "val_loss"  # picks the best model: smoother than accuracy on a small validation set
+
+
+SMALL_DATA_STEPS = 24  # an epoch of the default batch with fewer steps: a small data set (docs/training.md)
+SMALL_DATA_BATCH = 8  # the default batch halves down to this on a small data set
+SMALL_DATA_LEARNING_RATE = 3e-3
+
+
+def small_data_defaults(spec: TrainSpec, train_images: int) -> TrainSpec:
+    """More and larger steps for a small data set, when ``batch_size`` and ``optimizer`` are the defaults.
+
+    On 216 images an epoch of 32 is 6 steps: 10 epochs are 60 Adam steps, far fewer than a network
+    needs, and the test accuracy grows with the steps taken whatever the epochs (bench/bench_small_data.py).
+    So while an epoch has fewer than :data:`SMALL_DATA_STEPS` steps the batch halves (not below
+    :data:`SMALL_DATA_BATCH`), and the learning rate is :data:`SMALL_DATA_LEARNING_RATE`. Without phases.
+    """
+    written = spec.model_fields_set
+    if "batch_size" in written or "optimizer" in written or spec.phases:
+        return spec
+    batch = spec.batch_size
+    while batch // 2 >= SMALL_DATA_BATCH and train_images // batch < SMALL_DATA_STEPS:
+        batch //= 2
+    if batch == spec.batch_size:
+        return spec
+    optimizer = spec.optimizer.model_copy(update={"learning_rate": SMALL_DATA_LEARNING_RATE})
+    return spec.model_copy(update={"batch_size": batch, "optimizer": optimizer})
 
 
 class Trainer:
@@ -63,6 +88,7 @@ class Trainer:
         keras.mixed_precision.set_global_policy(self.precision)
         set_determinism(spec)
         self.splits = self._load_data()
+        self.spec = spec = self._small_data_defaults(spec, architecture)
         self.local_batch = self._local_batch()
         self.steps_per_epoch, self.drop_remainder = self._steps_per_epoch(self.splits.sizes["train"])
         self.augmenter = Augmenter(spec.augmentation, architecture.input_shape) if spec.augmentation else None
@@ -95,6 +121,20 @@ class Trainer:
             splits.train = splits.train.cache()
             splits.validation = splits.validation.cache()
         return splits
+
+    def _small_data_defaults(self, spec: TrainSpec, architecture: Any) -> TrainSpec:
+        """The spec to train with: :func:`small_data_defaults` for a fresh model on one device."""
+        single = self.placement.process_count == 1 and self.placement.replicas == 1
+        if not single or architecture.weights is not None:
+            return spec
+        images = self.splits.sizes["train"]
+        chosen = small_data_defaults(spec, images)
+        if chosen is not spec:
+            self.reporter.message(
+                f"small data set ({images} training images, {images // spec.batch_size} steps of {spec.batch_size} "
+                f"an epoch): batch {chosen.batch_size}, learning rate {chosen.optimizer.learning_rate:g} "
+                f"(set train.batch_size or train.optimizer to choose)")
+        return chosen
 
     def _local_batch(self) -> int:
         count = self.placement.process_count
