@@ -226,7 +226,11 @@ train:
   epochs: 3
   batch_size: 64
   augmentation: [flip, {translation: {factor: 0.1}}]
+  precision: float32
 """
+# precision: float32: under mixed_bfloat16 (what auto measures faster on this project's AVX512-BF16 CPU) one
+# full parallel suite run in four gave the resumed run another weights checksum; alone, and under load,
+# it matched. Until that is understood, bit-exact resume is what this test promises in float32.
 
 
 def train_process(*args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
