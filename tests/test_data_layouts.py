@@ -185,3 +185,20 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_no_directory(cli, tmp_pa
 
     assert code == 1 and "has arrays of shape (7,), not images" in err
     assert not (tmp_path / "new").exists()
+
+
+def test_classes_auto_on_a_data_set_it_cannot_count_is_a_file_line_error(cli, tmp_path: Path) -> None:
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(ARCH.format(classes="classes: auto").replace('"folder:photos"', "tfds:mnist"))
+
+    assert cli("validate", arch) == (1, "", f"{arch}:3:10: classes: classes: auto counts the classes of "
+                                            f"train.dataset when it is digits, a folder: or an npz: file; write "
+                                            f"the number for 'tfds:mnist'\n")
+
+
+def test_a_tfds_validation_source_is_refused_naming_the_way(cli, tmp_path: Path) -> None:
+    code, out, err = cli("validate", "lenet5", "--set", "train.validation=tfds:mnist")
+
+    assert (code, out) == (1, "")
+    assert "validation must be a folder:PATH or npz:PATH (a tfds data set brings its own validation split" in err
+    assert err.count("\n") == 1 and "value error" not in err
