@@ -277,13 +277,15 @@ def all_commands() -> list[ModuleType]:
         export,
         features,
         predict,
+        profile,
         report,
         search,
         search_report,
         train,
     )
 
-    return [train, report, evaluate, export, predict, draw, features, embed, explore, compare, search, search_report]
+    return [train, report, evaluate, export, predict, profile, draw, features, embed, explore, compare, search,
+            search_report]
 
 
 def _version() -> str:
