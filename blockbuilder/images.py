@@ -1,18 +1,26 @@
-"""The one way blockbuilder reads an image: decode, check its size, convert, resize, scale.
+"""The one way blockbuilder reads an image: decode, check its size, normalise, convert, resize, scale.
 
-Training folders, ``predict``, ``features``, ``explore`` and ``embed`` all call :func:`read_image`, so a
-model always sees its inputs prepared the same way. The pixel count is checked from the header before
-any pixel is decoded, so a decompression bomb (a small file that claims 60000×60000 pixels) is refused
-at once, with the file named.
+Training (both input pipelines), ``predict``, ``features``, ``explore`` and ``embed`` all call
+:func:`read_image`, so a model is served its inputs exactly as it was trained on them. The pixel count
+is checked from the header before any pixel is decoded, so a decompression bomb (a small file that
+claims 60000×60000 pixels) is refused at once, with the file named.
+
+One normalisation (:func:`decode`): every image becomes float32 in [0, 1] at its own size, by its
+bit depth (8-bit values / 255, 16-bit / 65535, floating-point values as they are, or / 255 when above
+1, as training reads float arrays), alpha dropped (as ``tf.image`` and Keras do), palette, 1-bit and
+CMYK images as RGB or grey. Then, as training converts arrays: grey <-> RGB (ITU-R 601 luma, the weights
+of ``tf.image.rgb_to_grayscale``), and a bilinear, antialiased resize in float32 (the same values as
+``tf.image.resize(..., antialias=True)``).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +34,12 @@ from blockbuilder.errors import ImageError
 MAX_PIXELS = 8192 * 8192
 #: Most bytes an image file may have.
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
+#: RGB to grey: ITU-R 601 luma with the weights of ``tf.image.rgb_to_grayscale`` (training's arrays use them).
+GREY = np.array([0.2989, 0.5870, 0.1140], np.float32)
+#: Pillow modes whose values are kept as decoded (deeper than 8 bits), and their largest value.
+_DEEP_MODES = {"I": 65535.0, "I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "F": 1.0}
+#: Pillow modes read as grey; every other one is read as RGB.
+_GREY_MODES = ("1", "L", "LA", "La", *_DEEP_MODES)
 
 # Pillow logs some damaged files as errors ("More samples per pixel than can be decoded"); the ImageError
 # says it in one line, so nothing should reach stderr through logging's last-resort handler.
@@ -70,7 +84,8 @@ def read_image(source: str | Path | bytes, preprocessing: Preprocessing, *, name
                max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An image file (or its bytes) as a ``(height, width, channels)`` float32 model input.
 
-    A transparent image is laid on black first (light strokes on black, as the digits are).
+    :func:`decode`, then :func:`to_channels`, :func:`resize` and ``preprocessing``'s scale (which is
+    applied to 0-255 values, ``pixels * 255 * scale + offset``, then clipped).
 
     Args:
         source: A path, or the bytes of an image.
@@ -81,21 +96,89 @@ def read_image(source: str | Path | bytes, preprocessing: Preprocessing, *, name
     Raises:
         ImageError: the file is missing, empty, too large, or not an image Pillow can read.
     """
-    from PIL import Image
+    pixels = decode(source, name=name, max_pixels=max_pixels)
+    pixels = resize(to_channels(pixels, preprocessing.channels), preprocessing.height, preprocessing.width)
+    if (preprocessing.scale, preprocessing.offset) != (1 / 255, 0.0):
+        pixels = pixels * np.float32(255 * preprocessing.scale) + np.float32(preprocessing.offset)
+    prepared: np.ndarray = np.clip(pixels, preprocessing.low, preprocessing.high).astype(np.float32)
+    return prepared
 
+
+def decode(source: str | Path | bytes, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An image at its own size as float32 ``(height, width, 1 or 3)`` in [0, 1]: the one normalisation.
+
+    Grey images (1-bit, 8-bit, 16-bit, 32-bit integer, floating point) keep one channel, every other
+    mode (RGB, palette, CMYK ...) becomes RGB. Integers are divided by their depth's largest value:
+    255, or 65535 for 16-bit and 32-bit ones (Pillow's modes ``I;16`` and ``I``). Floating-point pixels
+    are taken as they are, or as 0-255 values when any is above 1 (as training reads float arrays).
+    Then everything is clipped to [0, 1], NaN read as 0. Alpha is dropped, as ``tf.image.decode_image``
+    and Keras drop it (a transparent pixel keeps its colour). An animation gives its first frame; EXIF
+    orientation is not applied.
+
+    Raises:
+        ImageError: as :func:`read_image`.
+    """
     label = name or (str(source) if not isinstance(source, bytes) else "image")
     with _opened(source, label, max_pixels) as image:
         with _decoding(label):
-            image = _on_black(image).convert("L" if preprocessing.channels == 1 else "RGB")
-            size = (preprocessing.width or image.width, preprocessing.height or image.height)
-            if image.size != size:
-                image = image.resize(size, Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32)
+            mode = image.mode
+            if mode not in _DEEP_MODES:
+                image = image.convert("L" if mode in _GREY_MODES else "RGB")
+            pixels = np.asarray(image).astype(np.float32)
+    divisor = _DEEP_MODES.get(mode, 255.0)
+    if mode == "F":
+        pixels = np.nan_to_num(pixels, nan=0.0, posinf=1.0, neginf=0.0)
+        divisor = 255.0 if pixels.size and float(pixels.max()) > 1.0 else 1.0
+    if divisor != 1.0:
+        pixels /= np.float32(divisor)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
-    scaled = pixels * np.float32(preprocessing.scale) + np.float32(preprocessing.offset)
-    prepared: np.ndarray = np.clip(scaled, preprocessing.low, preprocessing.high).astype(np.float32)
-    return prepared
+    unit: np.ndarray = np.clip(pixels, 0.0, 1.0)
+    return unit
+
+
+def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """``(..., height, width, 1 or 3)`` float images with ``channels`` (1 or 3): grey repeated, or RGB's luma."""
+    if pixels.shape[-1] == channels:
+        return pixels
+    if channels == 3:
+        return np.repeat(pixels, 3, axis=-1)
+    grey: np.ndarray = (pixels[..., :3] @ GREY)[..., None]
+    return grey
+
+
+def resize(pixels: np.ndarray, height: int | None, width: int | None) -> np.ndarray:
+    """A ``(height, width, channels)`` float32 image resized bilinearly, antialiased when it shrinks.
+
+    Each channel is resized by Pillow in float32; the values are those of ``tf.image.resize(pixels,
+    (height, width), antialias=True)`` (within 1e-5). ``None`` keeps that side's size.
+    """
+    from PIL import Image
+
+    size = (width or pixels.shape[1], height or pixels.shape[0])
+    if (pixels.shape[1], pixels.shape[0]) == size:
+        return pixels
+    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c], np.float32))
+                         .resize(size, Image.Resampling.BILINEAR)) for c in range(pixels.shape[-1])]
+    return np.stack(planes, axis=-1).astype(np.float32)
+
+
+def read_image_in_graph(file: Any, shape: Sequence[int]) -> Any:
+    """:func:`read_image` inside a ``tf.data`` graph: a string tensor (a path) to a float32 ``shape`` tensor.
+
+    The TensorFlow pipeline decodes ``folder:`` files with it, so training reads every image the way
+    ``predict`` and ``explore`` do (TensorFlow's own decoders differ: another JPEG IDCT, no grey GIF or
+    BMP, no 1-bit BMP or CMYK JPEG).
+    """
+    import tensorflow as tf
+
+    preprocessing = Preprocessing.for_input(tuple(shape))
+
+    def read(path: Any) -> np.ndarray:  # a 0-d array holding the path's bytes
+        return read_image(os.fsdecode(np.asarray(path).item()), preprocessing)
+
+    image = tf.numpy_function(read, [file], tf.float32, stateful=False)
+    return tf.ensure_shape(image, tuple(shape))
 
 
 def check_image(path: str | Path, max_pixels: int = MAX_PIXELS, *, decode: bool = True) -> tuple[int, int]:
@@ -180,16 +263,6 @@ class _opened:
     def __exit__(self, *exc: object) -> None:
         if self.image is not None:
             self.image.close()
-
-
-def _on_black(image: Any) -> Any:
-    """A transparent image laid on black; other images as they are."""
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        from PIL import Image
-
-        rgba = image.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-    return image
 
 
 def _claimed_pixels(exc: BaseException) -> int | None:

@@ -35,14 +35,13 @@ class Explorer:
     """
 
     def __init__(self, source: Any) -> None:
-        import keras
-
         self.model = source.model
         self.input_shape = tuple(int(s) for s in self.model.inputs[0].shape[1:])
         self.preprocessing = Preprocessing.for_input(self.input_shape)
+        from blockbuilder.serving.features import probe_model
+
         self.layers = shown_layers(self.model)
-        inputs = self.model.inputs[0] if len(self.model.inputs) == 1 else self.model.inputs
-        self.probe = keras.Model(inputs, [layer.output for layer in self.layers] + [self.model.outputs[0]])
+        self.probe = probe_model(self.model, [layer.output for layer in self.layers] + [self.model.outputs[0]])
         classes = int(self.model.outputs[0].shape[-1])
         self.class_names = list(source.class_names or [str(i) for i in range(classes)])
         self.lock = threading.Lock()

@@ -141,12 +141,16 @@ def handler_for(explorer: Any, read_timeout: float = READ_TIMEOUT) -> type[BaseH
 
 
 class ExploreServer(ThreadingHTTPServer):
-    """The HTTP server: one thread per request; a failure in one is one line on stderr, never a traceback.
+    """The HTTP server: one daemon thread per request; a failure in one is one line on stderr, never a traceback.
 
+    Connections not yet accepted wait in a listen queue as long as the system allows (``SOMAXCONN``,
+    capped by ``net.core.somaxconn``): with socketserver's default of 5, a burst of clients overflowed
+    it, and the kernel dropped their handshakes (retried after 1, 3, 7 s) or reset them.
     ``errors`` keeps those lines (the tests read them).
     """
 
     daemon_threads = True
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, host: str, port: int) -> None:
         super().__init__((host, port), BaseHTTPRequestHandler)

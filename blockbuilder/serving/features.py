@@ -88,12 +88,23 @@ def first_conv(model: Any) -> Any | None:
     return None
 
 
+def probe_model(model: Any, outputs: Any) -> Any:
+    """A Keras sub-model of ``model`` from its input(s) to ``outputs`` (a tensor or a list), called with an array.
+
+    A model of one input is given that input itself, not a list of one: called with one array, a model
+    built on ``[input]`` warns that "the structure of `inputs` doesn't match the expected structure".
+    """
+    import keras
+
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs)
+
+
 def activations(model: Any, layers: list[Any], batch: np.ndarray) -> list[np.ndarray]:
     """The outputs of ``layers`` for ``batch`` (one forward pass through a Keras sub-model)."""
     import keras
 
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    probe = keras.Model(inputs, [layer.output for layer in layers])
+    probe = probe_model(model, [layer.output for layer in layers])
     outputs = probe(batch, training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return [np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32) for out in outputs]

@@ -80,9 +80,9 @@ def decode_image_file(file: tf.Tensor, shape: Sequence[int]) -> tf.Tensor:
     The files were checked before training (:func:`blockbuilder.images.check_image`), so decoding
     here does not fail on a corrupt file in the middle of an epoch.
     """
-    image = tf.io.decode_image(tf.io.read_file(file), channels=shape[-1], expand_animations=False)
-    image = tf.image.convert_image_dtype(image, tf.float32)
-    return to_model_input(tf.ensure_shape(image, [None, None, shape[-1]]), shape)
+    from blockbuilder.images import read_image_in_graph  # the reader of predict, explore and embed
+
+    return read_image_in_graph(file, shape)
 
 
 def _from_arrays(x: np.ndarray, y: np.ndarray, shape: Sequence[int], batch: int = 256) -> tf.data.Dataset:

@@ -79,6 +79,8 @@ def embed(model_or_source: Any, images: Sequence[str | Path], block: str, how: P
     """
     import keras
 
+    from blockbuilder.serving.features import probe_model
+
     model = model_or_source
     if isinstance(model_or_source, (str, Path)):
         from blockbuilder.serving.source import load_source
@@ -86,7 +88,7 @@ def embed(model_or_source: Any, images: Sequence[str | Path], block: str, how: P
         model = load_source(model_or_source).model
     layer = output_layer(model, block)
     preprocessing = Preprocessing.for_input(tuple(model.inputs[0].shape))
-    probe = keras.Model(model.inputs, layer.output)
+    probe = probe_model(model, layer.output)
     rows = []
     for start in range(0, len(images), batch_size):
         batch = np.stack([read_image(image, preprocessing) for image in images[start:start + batch_size]])
