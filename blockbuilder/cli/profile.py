@@ -33,6 +33,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=positive_int, default=2, metavar="N", help="untimed calls first")
     parser.add_argument("--depth", type=positive_int, default=1, metavar="N",
                         help="time the blocks inside sequences (user-defined blocks) down to level N")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="first time every block type on a grid of shapes and keep the fitted costs in the "
+                             "cache, so validate, summary and zoo predict latency from the file (a minute or two)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw the blocks' time as a bar chart")
 
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     from blockbuilder.cli.console import console
     from blockbuilder.compiler.compile import build_model
+    from blockbuilder.report import latency
     from blockbuilder.report.profile import plot, profile, render
     from blockbuilder.training.devices import place, resolve_precision
 
@@ -59,19 +63,28 @@ def run(args: argparse.Namespace) -> int:
     placement = place(args.device)
     precision = resolve_precision(args.precision, placement.kind)
     keras.config.set_dtype_policy(precision)
-    with placement.scope():
-        model = build_model(arch.root, arch.name, tuple(arch.input_shape), arch.input_name)
-        shown = sys.stderr.isatty() and not args.json
+    backend = keras.backend.backend()
+    shown = sys.stderr.isatty() and not args.json
 
-        def progress(path: str) -> None:
-            if shown:
-                sys.stderr.write(f"\rtiming {path} ...\033[K")
-                sys.stderr.flush()
+    def progress(path: str) -> None:
+        if shown:
+            sys.stderr.write(f"\rtiming {path} ...\033[K")
+            sys.stderr.flush()
+
+    with placement.scope():
+        if args.calibrate:
+            made = latency.calibrate(backend, precision, args.mode, args.batch_size, progress=progress)
+            where = latency.write_table(made)
+            if not args.json:
+                print(f"calibrated {latency.describe(made)} on this machine -> {where}")
+        model = build_model(arch.root, arch.name, tuple(arch.input_shape), arch.input_name)
 
         result = profile(arch, model, batch_size=args.batch_size, mode=args.mode, repeats=args.repeats,
                          warmup=args.warmup, depth=args.depth, precision=precision, progress=progress)
         if shown:
             sys.stderr.write("\r\033[K")
+    table = latency.read_tables().get(latency.table_key(backend, precision, args.mode, args.batch_size))
+    result.predicted_ms = table.predict(arch.root) if table is not None else None
     if args.plot:
         plot(result, args.plot)
     if args.json:

@@ -66,6 +66,8 @@ class Profile:
 
     Attributes:
         ms: The whole network, one call on the batch (median).
+        predicted_ms: The whole predicted from the file by this machine's latency table, if it has one
+            (:mod:`blockbuilder.report.latency`).
         overhead_ms: One call of a model that only passes its input on (for a training step: times
             one trainable number), at the input's shape: the fixed cost every row includes.
         blocks: The top-level blocks, each with its children down to the depth asked for.
@@ -82,6 +84,7 @@ class Profile:
     ms: float
     overhead_ms: float
     blocks: list[BlockTime]
+    predicted_ms: float | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -104,6 +107,7 @@ class Profile:
             "batch_size": self.batch_size, "repeats": self.repeats, "macs": self.macs, "params": self.params,
             "ms": round(self.ms, 4), "images_per_second": round(self.images_per_second, 1),
             "overhead_ms": round(self.overhead_ms, 4), "blocks_ms": round(self.blocks_ms, 4),
+            "predicted_ms": None if self.predicted_ms is None else round(self.predicted_ms, 4),
             "parts_ms": round(self.parts_ms, 4),
             "blocks": [block.to_dict(self.batch_size, self.ms) for block in self.blocks],
         }
@@ -259,7 +263,13 @@ def render(result: Profile) -> Any:
         f"blocks added up: {result.blocks_ms:.3f} ms; each row includes a call's fixed cost of "
         f"{result.overhead_ms:.3f} ms, and without the {len(result.blocks) - 1} calls the whole does not make "
         f"they add up to {result.parts_ms:.3f} ms")
-    return Group(table, whole)
+    if result.predicted_ms is None:
+        predicted = Text("predicted from the file: no calibration for this mode, precision and batch here "
+                         "(blockbuilder profile ... --calibrate makes one)")
+    else:
+        error = result.predicted_ms / result.ms - 1 if result.ms else 0.0
+        predicted = Text(f"predicted from the file: {result.predicted_ms:.3f} ms ({error:+.0%} against the measured)")
+    return Group(table, whole, predicted)
 
 
 def plot(result: Profile, path: str) -> None:

@@ -1,0 +1,255 @@
+"""Latency predicted from the file, without building: a per-machine table of measured block costs.
+
+``blockbuilder profile --calibrate`` times each block type alone on a grid of shapes (small networks
+of :data:`SHAPES`, each block timed as :mod:`blockbuilder.report.profile` times it) and fits, per block
+type, milliseconds per call as ``c + batch * (a * MACs + b * input values + d * output values)``
+(non-negative coefficients). The table is kept in the user's cache (``$BLOCKBUILDER_CACHE`` or
+``~/.cache/blockbuilder/latency.json``), keyed by CPU or GPU, backend, Keras version, precision, mode
+and batch size. A network's predicted latency is one call's fixed cost plus its blocks' own costs:
+leaves by their type, combinators by the layers they make themselves (a residual's add and
+projection, a branch's merge). A block type the calibration did not time is predicted by the fit
+over all of them.
+
+This module imports neither Keras nor TensorFlow unless it calibrates: ``validate`` and ``zoo`` read
+the table.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from blockbuilder.blocks import Node
+
+#: (spatial size, channels) of the calibration networks: CIFAR to ImageNet stages.
+SHAPES = ((56, 16), (32, 16), (32, 32), (28, 64), (16, 64), (14, 128), (8, 128), (7, 256))
+#: What the calibration times at each shape. Blocks that keep the shape are timed in a chain of
+#: :data:`CHAIN` copies against one copy (the difference is a block's cost inside a network, without a
+#: call's fixed cost); the rest alone, less the fixed cost of a call of a model that does nothing.
+KEEPING = (
+    "conv: {{filters: {c}, kernel: 3}}",
+    "conv: {{filters: {c}, kernel: 1}}",
+    "conv: {{filters: {c}, kernel: 3, norm: batchnorm, activation: relu}}",
+    "conv: {{filters: {c}, kernel: 3, groups: 8, norm: batchnorm, activation: relu}}",
+    "conv: {{filters: {c}, kernel: 1, norm: batchnorm, activation: relu}}",
+    "depthwise_conv: {{kernel: 3}}",
+    "depthwise_conv: {{kernel: 3, norm: batchnorm, activation: relu}}",
+    "batchnorm: {{}}",
+    "activation: relu",
+    "dropout: 0.1",
+    "residual: {{body: [identity], shortcut: identity}}",
+    "residual: {{body: [identity], shortcut: identity, after: relu}}",
+    "inverted_residual: {{filters: {c}, expansion: 6}}",
+)
+CHANGING = """
+  - zero_pad: 1
+  - conv: {{filters: {c2}, kernel: 3, stride: 2, padding: valid}}
+  - branch: {{paths: [[identity], [identity]]}}
+  - max_pool: 2
+  - avg_pool: 2
+  - global_avg_pool: {{}}
+  - dense: {{units: {c}}}
+"""
+CHAIN = 5
+FEATURES = 4  # constant, MACs, input values, output values
+
+
+def cache_path() -> Path:
+    base = os.environ.get("BLOCKBUILDER_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "blockbuilder")
+    return Path(base) / "latency.json"
+
+
+def _device_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            line = next((line for line in cpuinfo if line.startswith("model name")), "")
+    except OSError:
+        line = ""
+    return line.partition(":")[2].strip() or "unknown CPU"
+
+
+def _keras_version() -> str:
+    try:
+        return importlib.metadata.version("keras")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        return "unknown"
+
+
+def table_key(backend: str, precision: str, mode: str, batch_size: int, device: str | None = None) -> str:
+    """What a table is valid for: the device, backend, Keras version, precision, mode and batch size."""
+    return "|".join((device or _device_name(), backend, f"keras {_keras_version()}", precision, mode,
+                     f"batch {batch_size}"))
+
+
+def features(node: Node[Any]) -> list[float]:
+    """A block's own cost figures per image: 1, MACs, input values, output values."""
+    return [1.0, float(node.block.macs(node)), float(math.prod(node.input_shape)), float(math.prod(node.output_shape))]
+
+
+def own_cost(node: Node[Any]) -> bool:
+    """Whether the block makes layers of its own (a leaf, or a combinator's merge and shortcut)."""
+    return not node.all_children() or bool(node.block.layer_names(node.spec))
+
+
+@dataclass
+class LatencyTable:
+    """Fitted block costs for one device, backend, precision, mode and batch size.
+
+    Attributes:
+        coefficients: Per block type, ``[c, a, b, d]``: ms = c + batch * (a*MACs + b*inputs + d*outputs).
+        overhead_ms: One call's fixed cost (of a model that does nothing).
+        general: The coefficients fitted over every block type, for a type not calibrated.
+    """
+
+    key: str
+    batch_size: int
+    overhead_ms: float
+    coefficients: dict[str, list[float]]
+    general: list[float]
+    made: str
+
+    def block_ms(self, node: Node[Any]) -> float:
+        """The block's own predicted milliseconds (children not included)."""
+        if not own_cost(node):
+            return 0.0
+        c, a, b, d = self.coefficients.get(node.type, self.general)
+        _, macs, inputs, outputs = features(node)
+        return c + self.batch_size * (a * macs + b * inputs + d * outputs)
+
+    def predict(self, root: Node[Any]) -> float:
+        """Predicted milliseconds of one call of the whole network on a batch."""
+        return self.overhead_ms + sum(self.block_ms(node) for node in root.walk() if node is not root)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "overhead_ms": self.overhead_ms, "coefficients": self.coefficients,
+                "general": self.general, "made": self.made}
+
+
+def read_tables(path: Path | None = None) -> dict[str, LatencyTable]:
+    """Every table in the cache; an unreadable cache reads as none (it is made again by calibrating)."""
+    path = path or cache_path()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {key: LatencyTable(key=key, batch_size=int(v["batch_size"]), overhead_ms=float(v["overhead_ms"]),
+                                  coefficients={t: [float(x) for x in cs] for t, cs in v["coefficients"].items()},
+                                  general=[float(x) for x in v["general"]], made=str(v["made"]))
+                for key, v in raw.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def write_table(table: LatencyTable, path: Path | None = None) -> Path:
+    from blockbuilder.files import atomic_path
+
+    path = path or cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tables = {key: t.to_dict() for key, t in read_tables(path).items()}
+    tables[table.key] = table.to_dict()
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(tables, indent=1), encoding="utf-8")
+    return path
+
+
+def tables_here(backend: str | None = None) -> list[LatencyTable]:
+    """The tables made on this device with this backend and Keras version, newest first."""
+    backend = backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    prefix = "|".join((_device_name(), backend, f"keras {_keras_version()}")) + "|"
+    found = [t for key, t in read_tables().items() if key.startswith(prefix)]
+    return sorted(found, key=lambda t: t.made, reverse=True)
+
+
+def describe(table: LatencyTable) -> str:
+    """``inference, float32, batch 32`` from a table's key."""
+    _, _, _, precision, mode, batch = table.key.split("|")
+    return f"{mode}, {precision}, {batch}"
+
+
+def predictions(root: Node[Any], backend: str | None = None) -> list[dict[str, Any]]:
+    """The network's predicted latency under every table made here (``validate --json``, ``zoo --json``)."""
+    return [{"for": describe(t), "ms": round(t.predict(root), 3)} for t in tables_here(backend)]
+
+
+def fit(samples: Iterable[tuple[str, list[float], float]], batch_size: int) -> tuple[dict[str, list[float]],
+                                                                                     list[float]]:
+    """Non-negative least squares per block type (and over all), on samples (type, features, ms)."""
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    def solve(rows: list[tuple[list[float], float]]) -> list[float]:
+        x = np.array([[f[0], *(v * batch_size for v in f[1:])] for f, _ in rows])
+        y = np.array([ms for _, ms in rows])
+        scale = np.maximum(x.max(axis=0), 1e-12)  # columns of very different sizes: solve on [0, 1]
+        model = LinearRegression(fit_intercept=False, positive=True).fit(x / scale, y)
+        coefficients = model.coef_ / scale
+        return [float(coefficients[0]), *(float(v) for v in coefficients[1:])]
+
+    rows_of: dict[str, list[tuple[list[float], float]]] = {}
+    everything: list[tuple[list[float], float]] = []
+    for kind, figures, ms in samples:
+        rows_of.setdefault(kind, []).append((figures, ms))
+        everything.append((figures, ms))
+    coefficients = {kind: solve(rows) for kind, rows in rows_of.items()}
+    general = solve(everything)
+    rate = coefficients.get("conv", general)[1]
+    for kind, rows in rows_of.items():
+        if not any(figures[1] for figures, _ in rows):  # timed without MACs (a residual's add): its own
+            coefficients[kind][1] = rate                # MACs elsewhere (a projection) cost as a conv's
+    return coefficients, general
+
+
+def calibrate(backend: str, precision: str, mode: str, batch_size: int, repeats: int = 7, warmup: int = 2,
+              progress: Callable[[str], None] | None = None) -> LatencyTable:
+    """Time every calibration block at every shape on this machine and fit the table (Keras needed)."""
+    from blockbuilder.compiler.compile import build_model
+    from blockbuilder.language.architecture import Architecture, loads
+    from blockbuilder.report.profile import Timer, block_model
+
+    timer = Timer(batch_size, mode, repeats, warmup)
+    train = mode == "train"
+    samples: list[tuple[str, list[float], float]] = []
+    overheads = []
+
+    def network(size: int, channels: int, body: str) -> Architecture:
+        return loads(f"name: calibration\ninput: [{size}, {size}, {channels}]\nclasses: {channels}\nnetwork:\n"
+                     + body, filename="<calibration>")
+
+    def whole(arch: Architecture) -> float:
+        shape = tuple(arch.input_shape)
+        return timer.time(build_model(arch.root, arch.name, shape) if not train else
+                          _trainable(arch, shape, block_model), shape)
+
+    for size, channels in SHAPES:
+        shape = (size, size, channels)
+        overhead = timer.time(block_model(None, shape, train), shape)
+        overheads.append(overhead)
+        for entry in KEEPING:
+            entry = entry.format(c=channels)
+            if progress is not None:
+                progress(f"{entry} at {list(shape)}")
+            one = network(size, channels, f"  - {entry}\n")
+            many = network(size, channels, f"  - repeat: {{times: {CHAIN}, body: [{{{entry}}}]}}\n")
+            ms = (whole(many) - whole(one)) / (CHAIN - 1)
+            node = one.root.group("body")[0]
+            samples.append((node.type, features(node), max(ms, 0.0)))
+        for node in network(size, channels, CHANGING.format(c=channels, c2=2 * channels)).root.group("body"):
+            if progress is not None:
+                progress(f"{node.type} at {list(node.input_shape)}")
+            ms = timer.time(block_model(node, tuple(node.input_shape), train), tuple(node.input_shape))
+            samples.append((node.type, features(node), max(ms - overhead, 0.0)))
+    coefficients, general = fit(samples, batch_size)
+    overhead_ms = sorted(overheads)[len(overheads) // 2]
+    return LatencyTable(key=table_key(backend, precision, mode, batch_size), batch_size=batch_size,
+                        overhead_ms=overhead_ms, coefficients=coefficients, general=general,
+                        made=datetime.datetime.now().isoformat(timespec="seconds"))
+
+
+def _trainable(arch: Any, shape: tuple[int, ...], block_model: Callable[..., Any]) -> Any:
+    """The network as one block behind a trainable number, so a chain without weights trains too."""
+    return block_model(arch.root, shape, True)
