@@ -74,7 +74,10 @@ def strategy_for(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any]
     if origin is typing.Literal:
         return st.sampled_from(typing.get_args(annotation))
     if origin is tuple:
-        return st.tuples(*(strategy_for(arg, metadata) for arg in typing.get_args(annotation))).map(list)
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]: one per channel, or a wrong count
+            return st.lists(strategy_for(args[0], metadata), min_size=1, max_size=SMALL)
+        return st.tuples(*(strategy_for(arg, metadata) for arg in args)).map(list)
     if annotation is type(None):
         return st.none()
     if annotation is bool:
@@ -122,14 +125,17 @@ def entries(draw: st.DrawFn, name: str) -> dict[str, Any]:
 SHAPES = st.tuples(st.integers(1, 12), st.integers(1, 12), st.integers(1, 6))
 
 
+KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")  # SeparableConv2D has the last two
+
+
 def keras_macs(model: Any) -> int:
-    """Output positions × kernel size for every layer with a kernel (independent of the blocks)."""
+    """Output positions × kernel size for every kernel of every layer (independent of the blocks)."""
     total = 0
     for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is not None:
-            positions = math.prod(int(d) for d in layer.output.shape[1:-1])
-            total += positions * math.prod(int(d) for d in kernel.shape)
+        for kernel in (getattr(layer, name, None) for name in KERNELS):
+            if kernel is not None:
+                positions = math.prod(int(d) for d in layer.output.shape[1:-1])
+                total += positions * math.prod(int(d) for d in kernel.shape)
     return total
 
 

@@ -198,7 +198,7 @@ def test_validating_the_new_networks_does_not_import_tensorflow():
     ("  - global_avg_pool\n  - convnext_block\n",
      "arch.yaml:4:5: network[1]: expects an image input (height, width, channels), got shape [3]"),
     ("  - inverted_residual: {filters: 16, expansion: 0}\n",
-     "arch.yaml:3:49: network[0].inverted_residual.expansion: expected a positive integer, got 0"),
+     "arch.yaml:3:49: network[0].inverted_residual.expansion: expected a number greater than 0, got 0"),
 ], ids=["convnext_block-after-a-global-pool", "inverted_residual-expansion-0"])
 def test_a_wrong_use_of_the_new_blocks_is_one_line_at_the_block(network, message, write, cli):
     path = write("input: [32, 32, 3]\nnetwork:\n" + network)

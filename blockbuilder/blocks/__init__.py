@@ -9,6 +9,8 @@ from blockbuilder.blocks import activation as _activation  # noqa: E402,F401,I00
 from blockbuilder.blocks import batchnorm as _batchnorm  # noqa: E402,F401
 from blockbuilder.blocks import branch as _branch  # noqa: E402,F401
 from blockbuilder.blocks import channel_pad as _channel_pad  # noqa: E402,F401
+from blockbuilder.blocks import channel_shuffle as _channel_shuffle  # noqa: E402,F401
+from blockbuilder.blocks import channel_slice as _channel_slice  # noqa: E402,F401
 from blockbuilder.blocks import conv as _conv  # noqa: E402,F401
 from blockbuilder.blocks import convnext as _convnext  # noqa: E402,F401
 from blockbuilder.blocks import dense as _dense  # noqa: E402,F401
@@ -20,9 +22,12 @@ from blockbuilder.blocks import global_pool as _global_pool  # noqa: E402,F401
 from blockbuilder.blocks import identity as _identity  # noqa: E402,F401
 from blockbuilder.blocks import inverted_residual as _inverted_residual  # noqa: E402,F401
 from blockbuilder.blocks import layer_norm as _layer_norm  # noqa: E402,F401
+from blockbuilder.blocks import normalization as _normalization  # noqa: E402,F401
 from blockbuilder.blocks import pool as _pool  # noqa: E402,F401
 from blockbuilder.blocks import repeat as _repeat  # noqa: E402,F401
+from blockbuilder.blocks import rescaling as _rescaling  # noqa: E402,F401
 from blockbuilder.blocks import residual as _residual  # noqa: E402,F401
+from blockbuilder.blocks import separable_conv as _separable_conv  # noqa: E402,F401
 from blockbuilder.blocks import sequence as _sequence  # noqa: E402,F401
 from blockbuilder.blocks import zero_pad as _zero_pad  # noqa: E402,F401
 from blockbuilder.blocks.registry import (

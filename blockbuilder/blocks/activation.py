@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import TYPE_CHECKING, Any, Literal
 
 from blockbuilder.blocks.registry import Block, BlockSpec, Node, register_block
@@ -9,16 +10,28 @@ from blockbuilder.blocks.registry import Block, BlockSpec, Node, register_block
 if TYPE_CHECKING:  # pragma: no cover
     from blockbuilder.compiler.compile import BuildContext
 
+#: Every activation of ``keras.activations`` by its Keras name, but ``glu`` (it halves the channels: a
+#: shape change, not an activation) and ``threshold`` (it has no default arguments); plus ``none``
+#: (no layer) and ``scaled_tanh``. ``tests/test_new_blocks.py`` checks the list against the installed
+#: Keras, so a Keras that adds one fails a test until it is here (the language cannot import Keras).
 ActivationName = Literal[
-    "none", "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "silu",
-    "tanh", "sigmoid", "hard_sigmoid", "softmax", "softplus", "scaled_tanh",
+    "none", "linear", "scaled_tanh",
+    "celu", "elu", "exponential", "gelu", "hard_shrink", "hard_sigmoid", "hard_silu", "hard_swish", "hard_tanh",
+    "leaky_relu", "log_sigmoid", "log_softmax", "mish", "relu", "relu6", "selu", "sigmoid", "silu",
+    "soft_shrink", "softmax", "softplus", "softsign", "sparse_plus", "sparse_sigmoid", "sparsemax",
+    "squareplus", "swish", "tanh", "tanh_shrink",
 ]
+#: The names of :data:`ActivationName`, in its order.
+ACTIVATIONS: tuple[str, ...] = typing.get_args(ActivationName)
+#: Activations blockbuilder defines itself (not in ``keras.activations``).
+OWN_ACTIVATIONS = ("none", "scaled_tanh")
 
 
 #: How a diagram box names an activation function (``none`` and ``linear`` add nothing to name).
 SHORT_NAMES = {
     "relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyReLU", "elu": "ELU", "selu": "SELU", "gelu": "GELU",
-    "silu": "SiLU", "hard_sigmoid": "hard sigmoid", "scaled_tanh": "scaled tanh", "none": "", "linear": "",
+    "celu": "CELU", "silu": "SiLU", "hard_silu": "hard SiLU", "hard_swish": "hard swish", "mish": "Mish",
+    "hard_sigmoid": "hard sigmoid", "scaled_tanh": "scaled tanh", "none": "", "linear": "",
 }
 
 

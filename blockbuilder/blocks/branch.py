@@ -29,7 +29,7 @@ MAX_PATHS = 64
 class BranchSpec(BlockSpec):
     """``branch: {paths: [[...], [...]], merge: concat}``."""
 
-    merge: Literal["concat", "add", "mean"] = "concat"
+    merge: Literal["concat", "add", "mean", "multiply"] = "concat"
 
 
 @register_block("branch")

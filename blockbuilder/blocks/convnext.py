@@ -11,8 +11,9 @@ keras.applications' order (depthwise kernel and bias, norm, the two dense layers
 so weights load by order. The depthwise conv is a ``Conv2D`` with ``groups`` = width, as in
 keras.applications: its kernel is ``(7, 7, 1, C)``, which is what published weights hold (a
 ``DepthwiseConv2D`` would be ``(7, 7, C, 1)``). Keras has no public layer-scale or stochastic-depth
-layer, so both are defined here, in :meth:`ConvNeXtBlock.keras_layers` (Keras is imported only when a
-model is built or loaded: ``validate`` stays free of TensorFlow).
+layer: the layer scale is defined here, in :meth:`ConvNeXtBlock.keras_layers` (Keras is imported only when a
+model is built or loaded: ``validate`` stays free of TensorFlow); stochastic depth is
+:class:`blockbuilder.compiler.drop_path.StochasticDepth`, which any ``residual`` uses too.
 """
 
 from __future__ import annotations
@@ -110,9 +111,11 @@ class ConvNeXtBlock(Block[ConvNeXtSpec]):
 
 @functools.cache
 def _keras_layers() -> tuple[type, type]:
-    """``LayerScale`` and ``StochasticDepth``, made (and registered) once, when Keras is first needed."""
+    """``LayerScale``, made (and registered) once, when Keras is first needed, and ``StochasticDepth``."""
     import keras
     from keras import ops
+
+    from blockbuilder.compiler.drop_path import StochasticDepth
 
     @keras.saving.register_keras_serializable(package="blockbuilder")
     class LayerScale(keras.layers.Layer):  # type: ignore[misc]
@@ -138,37 +141,5 @@ def _keras_layers() -> tuple[type, type]:
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "init_value": self.init_value}
-
-    @keras.saving.register_keras_serializable(package="blockbuilder")
-    class StochasticDepth(keras.layers.Layer):  # type: ignore[misc]
-        """Drops a residual branch for a whole sample with probability ``rate`` while training.
-
-        Kept branches are scaled by ``1 / (1 - rate)``, so inference (which keeps every branch as it
-        is) sees the same expected value (Huang et al. 2016; timm's ``DropPath``).
-
-        Args:
-            rate: Probability of dropping the branch for a sample.
-            seed: Seed of the draws.
-        """
-
-        def __init__(self, rate: float = 0.0, seed: int | None = None, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.rate = float(rate)
-            self.seed = seed
-            self.seed_generator = keras.random.SeedGenerator(seed)
-
-        def call(self, inputs: Any, training: Any = None) -> Any:
-            if not training or self.rate == 0:
-                return inputs
-            keep = 1.0 - self.rate
-            shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
-            mask = ops.floor(keep + keras.random.uniform(shape, seed=self.seed_generator, dtype=inputs.dtype))
-            return inputs / keep * mask
-
-        def compute_output_shape(self, input_shape: Any) -> Any:
-            return input_shape
-
-        def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
     return LayerScale, StochasticDepth

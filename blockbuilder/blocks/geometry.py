@@ -12,7 +12,9 @@ from blockbuilder.blocks.registry import Field, Shape, Site
 PositiveInt = Annotated[int, Bounded(gt=0)]
 NonNegativeInt = Annotated[int, Bounded(ge=0)]
 Size = Union[PositiveInt, tuple[PositiveInt, PositiveInt]]
-Padding = Union[Literal["same", "valid"], NonNegativeInt, tuple[NonNegativeInt, NonNegativeInt]]
+PadPair = tuple[NonNegativeInt, NonNegativeInt]
+#: ``same``, ``valid``, or explicit zeros: ``1``, ``[h, w]`` or ``[[top, bottom], [left, right]]``.
+Padding = Union[Literal["same", "valid"], NonNegativeInt, PadPair, tuple[PadPair, PadPair]]
 MAX_WIDTH = 1 << 20
 Width = Annotated[int, Bounded(gt=0, le=MAX_WIDTH)]
 

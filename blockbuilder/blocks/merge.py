@@ -30,11 +30,13 @@ def merge_shapes(site: Site, shapes: Sequence[Shape], merge: str, names: Sequenc
 
 def _gate_shape(site: Site, shapes: Sequence[Shape], names: Sequence[str]) -> Shape:
     """``multiply`` broadcasts: a [1, 1, C] gate may scale an [H, W, C] tensor (squeeze-and-excitation)."""
-    first, second = shapes[0], shapes[1]
-    if len(first) != len(second) or any(a != b and 1 not in (a, b) for a, b in zip(first, second)):
-        raise site.error(f"cannot multiply {names[0]} {list(first)} and {names[1]} {list(second)}: "
-                         "shapes do not broadcast")
-    return tuple(max(a, b) for a, b in zip(first, second))
+    out = shapes[0]
+    for name, shape in zip(names[1:], shapes[1:]):
+        if len(out) != len(shape) or any(a != b and 1 not in (a, b) for a, b in zip(out, shape)):
+            raise site.error(f"cannot multiply {names[0]} {list(shapes[0])} and {name} {list(shape)}: "
+                             "shapes do not broadcast")
+        out = tuple(max(a, b) for a, b in zip(out, shape))
+    return out
 
 
 def merge_layer(how: str, tensors: list[Any], name: str, ctx: BuildContext) -> Any:

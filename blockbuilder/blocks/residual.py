@@ -1,12 +1,21 @@
-"""``residual``: ``merge(body(x'), shortcut(x'))`` then ``after``, where ``x' = pre(x)``.
+"""``residual``: ``merge(shortcut(x'), scale * drop_path(body(x')))`` then ``after``, where ``x' = pre(x)``.
 
-A DenseNet layer is a residual that concatenates; squeeze-and-excitation one that multiplies.
+A DenseNet layer is a residual that concatenates; squeeze-and-excitation one that multiplies;
+Inception-ResNet's units add a ``scale``d body (``x + 0.17 * f(x)``); ``drop_path`` is stochastic depth.
+
+A functional Keras model orders its layers (and so its weights, which published weight files are
+loaded by) by their distance to the output, ties broken by the order of each merge's inputs, not by
+the order the layers were made in: ``order`` says which input the merge takes first. keras.applications
+writes ``Add()([shortcut, x])`` in ResNet and DenseNet (``shortcut_first``), ``add([x, residual])`` in
+Xception (``body_first``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field as Bounded
 
 from blockbuilder.blocks.geometry import widest
 from blockbuilder.blocks.merge import merge_layer, merge_shapes
@@ -30,6 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
 ShortcutKind = Literal["auto", "identity", "projection", "zero_pad", "blocks"]
 #: Names of the blocks a residual adds to its shortcut itself.
 SHORTCUT_NAMES = ("shortcut", "shortcut_pool", "shortcut_pad")
+#: Names of the layers a residual puts on its body's output itself.
+BODY_NAMES = ("scale", "drop_path")
 
 
 class ResidualSpec(BlockSpec):
@@ -39,6 +50,10 @@ class ResidualSpec(BlockSpec):
     shortcut_from: Literal["input", "pre"] = "input"
     merge: Literal["add", "concat", "multiply"] = "add"
     downsample: Literal["subsample", "avg_pool"] = "subsample"
+    order: Literal["shortcut_first", "body_first"] = "shortcut_first"
+    scale: Annotated[float, Bounded(allow_inf_nan=False)] | None = None
+    drop_path: Annotated[float, Bounded(ge=0, lt=1)] = 0.0
+    seed: int | None = None
 
 
 @register_block("residual")
@@ -63,12 +78,16 @@ class Residual(Block[ResidualSpec]):
         return args, fields
 
     def layer_names(self, spec: ResidualSpec) -> tuple[str, ...]:
-        return (spec.merge, *SHORTCUT_NAMES)
+        return (spec.merge, *SHORTCUT_NAMES, *BODY_NAMES)
 
     def expand(self, spec: ResidualSpec, fields: Mapping[str, Any], shape: Shape,
                ex: Expansion) -> tuple[Children, Shape]:
         if "body" not in fields:
             raise ex.site.error("a residual needs a 'body'", "body")
+        for key, used in (("scale", spec.scale is not None), ("drop_path", spec.drop_path > 0)):
+            if used and spec.merge != "add":
+                raise ex.site.error(f"{key} acts on the body of an added residual, but this one's merge is "
+                                    f"'{spec.merge}': write merge: add, or leave {key} out", key)
         pre, pre_shape = ex.chain(fields.get("pre", []), shape, "pre")
         body, body_shape = ex.chain(fields["body"], pre_shape, "body")
         source = pre_shape if spec.shortcut_from == "pre" else shape
@@ -116,18 +135,29 @@ class Residual(Block[ResidualSpec]):
         return chain(node.group("after"), merged)
 
     def build(self, node: Node[ResidualSpec], x: Any, ctx: BuildContext) -> Any:
-        inputs = x
+        spec, inputs = node.spec, x
         x = ctx.build_all(node.group("pre"), inputs)
-        source = x if node.spec.shortcut_from == "pre" else inputs
-        # The shortcut is built first, so weights come in the order keras.applications uses.
+        source = x if spec.shortcut_from == "pre" else inputs
         shortcut = ctx.build_all(node.group("shortcut"), source)
         body = ctx.build_all(node.group("body"), x)
-        # Shortcut first: DenseNet concatenates [x, new features] (keras.applications channel order).
-        merged = merge_layer(node.spec.merge, [shortcut, body], f"{node.path}.{node.spec.merge}", ctx)
+        if spec.scale is not None:
+            body = ctx.layers.Rescaling(spec.scale, name=f"{node.path}.scale")(body)
+        if spec.drop_path > 0:
+            from blockbuilder.compiler.drop_path import StochasticDepth
+
+            body = StochasticDepth(spec.drop_path, seed=spec.seed, name=f"{node.path}.drop_path")(body)
+        # The merge's input order decides the weight order (and a concat's channel order: DenseNet
+        # concatenates [x, new features]).
+        tensors = [shortcut, body] if spec.order == "shortcut_first" else [body, shortcut]
+        merged = merge_layer(spec.merge, tensors, f"{node.path}.{spec.merge}", ctx)
         return ctx.build_all(node.group("after"), merged)
 
     def describe(self, node: Node[ResidualSpec]) -> str:
-        return f"residual ({node.spec.merge})" if node.spec.merge != "add" else "residual"
+        spec = node.spec
+        extras = [*([spec.merge] if spec.merge != "add" else []),
+                  *([f"×{spec.scale:g}"] if spec.scale is not None else []),
+                  *([f"drop {spec.drop_path:g}"] if spec.drop_path else [])]
+        return f"residual ({', '.join(extras)})" if extras else "residual"
 
 
 def _stride_between(site: Site, shape: Shape, target: Shape) -> int:

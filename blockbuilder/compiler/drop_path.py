@@ -1,6 +1,7 @@
-"""Keras layers for the blocks of :mod:`blockbuilder.blocks.fractal`, written with ``keras.ops`` only.
+"""Drop-path Keras layers, written with ``keras.ops`` only.
 
-FractalNet's drop-path (Larsson et al. 2017) needs one random decision shared by the whole network
+:class:`StochasticDepth` drops a residual branch per sample (a ``residual``'s ``drop_path``, ConvNeXt's
+and EfficientNet's units). FractalNet's drop-path (Larsson et al. 2017) needs one random decision shared by the whole network
 per batch (global drop-path: a single column) and one per join (local drop-path). The decision is
 a small tensor made by :class:`DropPathSampler` and fed to every :class:`FractalJoin`, so the model
 stays an ordinary functional model that saves and loads as ``.keras`` on any backend.
@@ -108,3 +109,36 @@ class FractalJoin(keras.layers.Layer):  # type: ignore[misc]
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "columns": self.columns, "column_ids": self.column_ids,
                 "drop_rate": self.drop_rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="blockbuilder")
+class StochasticDepth(keras.layers.Layer):  # type: ignore[misc]
+    """Drops a residual branch for a whole sample with probability ``rate`` while training.
+
+    Kept branches are scaled by ``1 / (1 - rate)``, so inference (which keeps every branch as it
+    is) sees the same expected value (Huang et al. 2016; timm's ``DropPath``).
+
+    Args:
+        rate: Probability of dropping the branch for a sample.
+        seed: Seed of the draws.
+    """
+
+    def __init__(self, rate: float = 0.0, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: Any, training: Any = None) -> Any:
+        if not training or self.rate == 0:
+            return inputs
+        keep = 1.0 - self.rate
+        shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
+        mask = ops.floor(keep + keras.random.uniform(shape, seed=self.seed_generator, dtype=inputs.dtype))
+        return inputs / keep * mask
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

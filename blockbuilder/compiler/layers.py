@@ -11,9 +11,9 @@ from __future__ import annotations
 import keras
 
 from blockbuilder.compiler import drop_path  # noqa: F401  (FractalNet's drop-path layers)
-from blockbuilder.compiler.custom_layers import ChannelPad, ScaledTanh
+from blockbuilder.compiler.custom_layers import ChannelPad, ChannelShuffle, ChannelSlice, ScaledTanh, StoredNormalization
 
-__all__ = ["ChannelPad", "ScaledTanh", "register_block_layers"]
+__all__ = ["ChannelPad", "ChannelShuffle", "ChannelSlice", "ScaledTanh", "StoredNormalization", "register_block_layers"]
 
 
 def register_block_layers() -> None:

@@ -117,11 +117,13 @@ def layer_macs(layer: Any) -> int:
     custom = getattr(layer, "macs", None)
     if callable(custom):
         return int(custom())
-    kernel = getattr(layer, "kernel", None)
-    if kernel is None or not hasattr(kernel, "shape"):
+    # SeparableConv2D holds two kernels, both applied at each output position (its stride is the depthwise's)
+    kernels: list[Any] = [getattr(layer, name, None) for name in ("kernel", "depthwise_kernel", "pointwise_kernel")]
+    sizes = [math.prod(int(d) for d in kernel.shape) for kernel in kernels if hasattr(kernel, "shape")]
+    if not sizes:
         return 0
     positions = math.prod(int(d) for d in layer.output.shape[1:-1])
-    return positions * math.prod(int(d) for d in kernel.shape)
+    return positions * sum(sizes)
 
 
 def owner(layer_name: str, paths: set[str]) -> str:
