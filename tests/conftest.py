@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# A latency table the developer calibrated would add "predicted ... ms" to outputs the tests compare
+os.environ["BLOCKBUILDER_CACHE"] = tempfile.mkdtemp(prefix="blockbuilder-cache-")
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -58,7 +58,7 @@ def test_summary_json_lenet5(cli):
     code, out, _ = cli("summary", "lenet5", "--json")
     data = json.loads(out)
     assert code == 0
-    assert set(data) == {"name", "input_shape", "output_shape", "params", "macs", "depth", "blocks"}
+    assert set(data) == {"name", "input_shape", "output_shape", "params", "macs", "depth", "latency", "blocks"}
     assert data["params"] == {"total": 61706, "trainable": 61706, "non_trainable": 0}
     assert data["depth"] == 5 and data["output_shape"] == [10] and data["input_shape"] == [32, 32, 1]
     assert data["macs"] == 28 * 28 * 6 * 25 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10

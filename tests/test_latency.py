@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from blockbuilder.language.architecture import loads
+from blockbuilder.language.architecture import load, loads
 from blockbuilder.report import latency
 
 NET = """
@@ -51,3 +51,42 @@ def test_an_unreadable_cache_reads_as_no_table(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("BLOCKBUILDER_CACHE", str(tmp_path))
     (tmp_path / "latency.json").write_text('{"x": {"batch_size": "a"')
     assert latency.read_tables() == {} and latency.predictions(loads(NET).root) == []
+
+
+def _constant_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A table made here in which every block costs 1 ms and a call 2 ms: NET's 7 leaves predict 9 ms."""
+    monkeypatch.setenv("BLOCKBUILDER_CACHE", str(tmp_path))
+    key = latency.table_key("tensorflow", "float32", "inference", 8)
+    latency.write_table(latency.LatencyTable(key=key, batch_size=8, overhead_ms=2.0, coefficients={},
+                                             general=[1.0, 0.0, 0.0, 0.0], made="2026-12-04T00:00:00"))
+
+
+def test_validate_summary_and_zoo_show_the_predicted_latency(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             cli) -> None:
+    arch = tmp_path / "small.yaml"
+    arch.write_text(NET)
+    code, out, err = cli("validate", arch)
+    assert (code, err) == (0, "") and "predicted" not in out  # no table yet: the line is as before
+    _constant_table(monkeypatch, tmp_path)
+    code, out, err = cli("validate", arch)
+    assert code == 0, err
+    assert out.endswith(", predicted 9.0 ms (inference, float32, batch 8))\n")
+    code, out, err = cli("validate", arch, "--json")
+    assert code == 0, err
+    assert json.loads(out)["latency"] == [{"for": "inference, float32, batch 8", "ms": 9.0}]
+    code, out, err = cli("summary", arch, "--json")
+    assert code == 0, err
+    assert json.loads(out)["latency"] == [{"for": "inference, float32, batch 8", "ms": 9.0}]
+    code, out, err = cli("summary", arch)
+    assert code == 0, err
+    assert [line.split() for line in out.splitlines() if "Predicted latency" in line] == [
+        ["Predicted", "latency", "(inference,", "float32,", "batch", "8)", "9.0", "ms"]]
+    code, out, err = cli("zoo", "--json")
+    assert code == 0, err
+    rows = {row["name"]: row for row in json.loads(out)}
+    lenet = load("lenet5").root
+    leaves = sum(latency.own_cost(node) for node in lenet.walk() if node is not lenet)
+    assert rows["lenet5"]["latency"] == [{"for": "inference, float32, batch 8", "ms": 2.0 + leaves}]
+    code, out, err = cli("zoo")
+    assert code == 0, err
+    assert "predicted ms" in out and "inference, float32, batch 8" in out

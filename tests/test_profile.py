@@ -39,9 +39,10 @@ def _rows(blocks: list[dict]) -> list[dict]:
 
 @pytest.mark.parametrize("mode", ["inference", "train"])
 def test_profile_times_every_block_and_the_rows_add_up_to_the_whole(cli, write, mode: str) -> None:
-    """Each top-level entry is one row, and the sums the table prints are the sums of its rows. How close the
-    rows come to the measured whole is a timing, so bench/bench_profile.py measures it, not this test (on
-    2 cores shared with another test worker it ranged from 0.43x to 2.0x)."""
+    """Each top-level entry is one row, and the sums the table prints are the sums of its rows. Without
+    the fixed cost of the extra calls the rows add up to the measured whole within a factor of three,
+    measured again once when a busy machine puts it outside (on 2 cores shared with another test worker
+    one measurement ranged from 0.43x to 2.0x; bench/bench_profile.py measures it over the zoo)."""
     path = write(NET)
     code, out, err = cli("profile", path, "--json", "--mode", mode, "--precision", "float32", "--batch-size", "8",
                          "--repeats", "5", "--depth", "2")
@@ -62,6 +63,10 @@ def test_profile_times_every_block_and_the_rows_add_up_to_the_whole(cli, write, 
     assert result["blocks_ms"] == pytest.approx(top, abs=1e-3)
     assert result["parts_ms"] == pytest.approx(top - 5 * result["overhead_ms"], abs=1e-3)
     assert result["overhead_ms"] > 0
+    if not 1 / 3 < result["parts_ms"] / result["ms"] < 3:
+        result = json.loads(cli("profile", path, "--json", "--mode", mode, "--precision", "float32",
+                                "--batch-size", "8", "--repeats", "9", "--depth", "2")[1])
+    assert 1 / 3 < result["parts_ms"] / result["ms"] < 3, result
     assert result["images_per_second"] == pytest.approx(8 * 1000 / result["ms"], rel=0.01)
 
 

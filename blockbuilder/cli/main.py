@@ -29,6 +29,7 @@ NeedsKeras = bool | Callable[[argparse.Namespace], bool]
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from blockbuilder.report.latency import predictions
     from blockbuilder.report.summary import estimate
     from blockbuilder.text import human
     from blockbuilder.training.api import check_data
@@ -36,8 +37,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     arch = args.architecture
     check_data(arch, written_only=True)
     params, macs = estimate(arch)
+    latency = predictions(arch.root)
+    if args.json:
+        _out(json.dumps({"name": arch.name, "input_shape": list(arch.input_shape),
+                         "output_shape": list(arch.output_shape), "depth": arch.depth, "params": params,
+                         "macs": macs, "latency": latency}))
+        return EXIT_OK
+    predicted = "".join(f", predicted {p['ms']:.1f} ms ({p['for']})" for p in latency)
     _out(f"{arch.name}: ok (input {list(arch.input_shape)} -> output {list(arch.output_shape)}, "
-         f"depth {arch.depth}, {params:,} params, {human(macs)} MACs)")
+         f"depth {arch.depth}, {params:,} params, {human(macs)} MACs{predicted})")
     if "search" in arch.document:
         from blockbuilder.search import describe_space
 
@@ -237,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
                          command_overrides=overrides)
         return cmd
 
-    command("validate", "check an architecture file without building it (no TensorFlow)", cmd_validate,
-            needs_keras=False)
+    validate = command("validate", "check an architecture file without building it (no TensorFlow)", cmd_validate,
+                       needs_keras=False)
+    validate.add_argument("--json", action="store_true",
+                          help="print the figures as one JSON object (with the predicted latency)")
     resolve = command("resolve", "print the resolved document (extends merged, --set applied), even one that "
                       "does not validate", cmd_resolve, takes_arch=False, needs_keras=False)
     _add_arch(resolve)

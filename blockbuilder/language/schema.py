@@ -10,11 +10,26 @@ from blockbuilder.language.sections import registered_sections
 EXPRESSION = {"type": "string", "pattern": r"^\$", "description": "a $name or ${expression}"}
 
 
+def _with_expressions(schema: Any) -> Any:
+    """``schema`` where every number, integer and boolean may also be an expression, at any depth (an
+    expression may stand for any value of a file: ``padding: [[${2 - s}, 1], [${2 - s}, 1]]``)."""
+    if isinstance(schema, list):
+        return [_with_expressions(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    inner = {key: (_with_expressions(value) if key in ("items", "prefixItems", "anyOf", "oneOf", "allOf")
+                   else {k: _with_expressions(v) for k, v in value.items()} if key == "properties"
+                   else value) for key, value in schema.items()}
+    if inner.get("type") in ("integer", "number", "boolean"):
+        return {"anyOf": [inner, EXPRESSION]}
+    return inner
+
+
 def _args_schema(name: str, defs: dict[str, Any]) -> dict[str, Any]:
     block = get_block(name)
     assert block is not None, name
-    schema = block.Spec.model_json_schema(ref_template="#/$defs/{model}")
-    defs.update(schema.pop("$defs", {}))
+    schema = _with_expressions(block.Spec.model_json_schema(ref_template="#/$defs/{model}"))
+    defs.update({key: _with_expressions(value) for key, value in schema.pop("$defs", {}).items()})
     properties = {key: {"anyOf": [value, EXPRESSION]} for key, value in schema.get("properties", {}).items()}
     for field in block.block_fields:
         properties[field] = {"anyOf": [{"$ref": "#/$defs/blocks"}, {"type": "string"},

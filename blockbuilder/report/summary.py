@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from blockbuilder.blocks import Node
 from blockbuilder.language.architecture import Architecture, block_depth
+from blockbuilder.report.latency import predictions
 from blockbuilder.text import human, plural
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,6 +61,9 @@ class Summary:
     macs: int
     depth: int
     blocks: list[BlockSummary]
+    #: Predicted milliseconds per batch, one entry per latency table made on this machine
+    #: (``blockbuilder profile --calibrate``): ``{"for": "inference, float32, batch 32", "ms": 95.1}``.
+    latency: list[dict[str, Any]] = field(default_factory=list)
 
     def __repr__(self) -> str:
         """One line: the name and the totals (``print(summary)`` shows the table)."""
@@ -108,6 +112,7 @@ class Summary:
                        "non_trainable": self.params_non_trainable},
             "macs": self.macs,
             "depth": self.depth,
+            "latency": self.latency,
             "blocks": [b.to_dict() for b in self.blocks],
         }
 
@@ -162,6 +167,7 @@ def summarize(architecture: Architecture, model: Any) -> Summary:
         macs=sum(own_macs.values()),
         depth=architecture.depth,
         blocks=blocks,
+        latency=predictions(architecture.root),
     )
 
 
@@ -265,6 +271,10 @@ def render(summary: Summary, max_depth: int | None = None) -> Any:
     totals.add_row("Non-trainable params", f"{summary.params_non_trainable:,}")
     totals.add_row("MACs", f"{summary.macs:,} ({human(summary.macs)})")
     totals.add_row("Depth (weight layers)", str(summary.depth))
+    for latency in summary.latency:
+        totals.add_row(f"Predicted latency ({latency['for']})", f"{latency['ms']:.1f} ms")
+    if not summary.latency:
+        totals.add_row("Predicted latency", "— (blockbuilder profile --calibrate makes this machine's table)")
     totals.add_row("Output", str(summary.output_shape))
     return Group(table, totals)
 
