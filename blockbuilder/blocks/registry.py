@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from blockbuilder.errors import Location, SpecError
+from blockbuilder.plugins import load_entry_points
 
 if TYPE_CHECKING:  # pragma: no cover
     from blockbuilder.compiler.compile import BuildContext
@@ -280,11 +281,14 @@ def get_block(name: str) -> Block[Any] | None:
     """The registered block type called ``name``, or ``None``.
 
     The built-in types are registered by importing :mod:`blockbuilder.blocks` (which any import of
-    this module does first, as its package).
+    this module does first, as its package); those of installed plugin packages the first time a block
+    type is looked up (:func:`blockbuilder.plugins.load_entry_points`).
     """
+    load_entry_points()
     return _REGISTRY.get(name)
 
 
 def block_names() -> list[str]:
     """All registered block type names, sorted."""
+    load_entry_points()
     return sorted(_REGISTRY)

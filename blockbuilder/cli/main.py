@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from blockbuilder.cli import arguments, options, positive_int, weights
 from blockbuilder.cli.console import console, import_keras_quietly
 from blockbuilder.errors import BlockbuilderError, SpecError, UsageError, did_you_mean, shown
+from blockbuilder.plugins import import_plugins
 
 EXIT_OK, EXIT_BAD_FILE, EXIT_USAGE = 0, 1, 2
 Handler = Callable[[argparse.Namespace], int]
@@ -238,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
         end = BUILT_IN[name] if end is None else end
         cmd = sub.add_parser(name, help=help_text, description=help_text, epilog=end.epilog(),
                              formatter_class=HelpFormatter)
+        cmd.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                         help="import a Python module (a name, or a .py file) that registers block types, "
+                              "before anything is read (repeatable)")
         if takes_arch:
             _add_arch(cmd)
         cmd.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -319,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        import_plugins(args.plugin)
         if hasattr(args, "overrides"):  # the commands with --set (an architecture, or maybe one: embed)
             args.load_options = options.from_args(args)
         if args.takes_arch:
