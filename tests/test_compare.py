@@ -80,3 +80,56 @@ def test_an_unwritable_chart_is_one_line_and_leaves_nothing(tmp_path):
         chart(compare_rows(["vgg16"]), blocker / "c.png")
     assert str(error.value).startswith(f"cannot write {blocker / 'c.png'}: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_the_zoo_of_a_data_set_is_one_flag_and_accuracy_comes_with_its_source(cli, tmp_path):
+    import yaml
+
+    from blockbuilder.language.resolve import zoo_dir
+
+    imagenet = sorted(path.stem for path in zoo_dir().glob("*.yaml")
+                      if (yaml.safe_load(path.read_text()).get("meta") or {}).get("dataset") == "ImageNet")
+    code, out, err = cli("compare", "--zoo", "imagenet", "--json")
+    assert (code, err) == (0, "")
+    rows = json.loads(out)
+    assert sorted(row["name"] for row in rows) == imagenet and len(imagenet) >= 25
+    assert all(row["source"] for row in rows) and all(row["latency_ms"] is None for row in rows)
+    # every ImageNet network reports an accuracy, so the chart leaves none out
+    assert [row["name"] for row in rows if row["accuracy"] is None] == []
+    code, out, err = cli("compare", "lenet5", "--zoo", "imagenet", "-o", tmp_path / "zoo.svg")
+    assert code == 0 and "no accuracy to plot: lenet5" in (tmp_path / "zoo.svg").read_text()
+
+
+def test_latency_on_the_x_axis_predicted_from_the_table_or_measured(cli, tmp_path, monkeypatch):
+    from blockbuilder.language.architecture import load
+    from blockbuilder.report import latency
+
+    code, out, err = cli("compare", "resnet18", "--x", "predicted-ms")
+    assert (code, out) == (2, "")
+    assert err == ("blockbuilder compare: error: no latency table for this machine yet: make one with "
+                   "'blockbuilder profile resnet20_cifar --calibrate' (or use --x measured-ms)\n")
+    monkeypatch.setenv("BLOCKBUILDER_CACHE", str(tmp_path))
+    key = latency.table_key("tensorflow", "float32", "inference", 8)  # every block 1 ms, a call 2 ms
+    latency.write_table(latency.LatencyTable(key=key, batch_size=8, overhead_ms=2.0, coefficients={},
+                                             general=[1.0, 0.0, 0.0, 0.0], made="2026-12-04T00:00:00"))
+    code, out, err = cli("compare", "resnet18", "vgg16", "--x", "predicted-ms", "--json")
+    assert (code, err) == (0, "")
+    for row in json.loads(out):
+        root = load(row["name"]).root
+        assert row["latency_ms"] == 2.0 + sum(latency.own_cost(n) for n in root.walk() if n is not root)
+    chart = tmp_path / "time.svg"
+    code, out, err = cli("compare", "resnet18", "vgg16", "--x", "predicted-ms", "-o", chart)
+    assert code == 0 and "predicted ms (batch 8)" in out
+    assert "predicted latency on this machine, ms per batch of 8" in chart.read_text()
+    code, out, err = cli("compare", "lenet5", "--x", "measured-ms", "--batch-size", "2", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["latency_ms"] > 0
+
+
+def test_compare_needs_something_to_compare(cli):
+    code, out, err = cli("compare")
+    assert (code, out) == (2, "")
+    assert err == "blockbuilder compare: error: nothing to compare: name architectures or run directories, or --zoo DATASET\n"
+    code, out, err = cli("compare", "--zoo", "cifar-100")
+    assert code == 2 and err.startswith("blockbuilder compare: error: no zoo network reports a data set called "
+                                        "'cifar-100' (the zoo's: CIFAR-10, ") and err.count("\n") == 1

@@ -1,9 +1,13 @@
-"""Compare architectures: a table and a bubble chart of accuracy against MACs, bubble area by parameters.
+"""Compare architectures: a table and a bubble chart of accuracy against MACs or latency, bubble area by
+parameters.
 
 The chart follows Canziani, Paszke and Culurciello (2016), "An Analysis of Deep Neural Network Models
-for Practical Applications", figure 2. A zoo name contributes its computed parameters and MACs and the
-accuracy its YAML reports under ``meta:``; a run directory contributes the test accuracy it measured
-(``metrics.json``) and the figures of its ``resolved.yaml``. No model is built.
+for Practical Applications", figure 2 (accuracy against operations) and, with latency on the x axis,
+their accuracy against inference time. A zoo name contributes its computed parameters and MACs and the
+accuracy its YAML reports under ``meta:`` (with its source); a run directory contributes the test
+accuracy it measured (``metrics.json``) and the figures of its ``resolved.yaml``. No model is built,
+except to measure latency (``axis="measured-ms"``); predicted latency comes from this machine's table
+(:mod:`blockbuilder.report.latency`).
 
 Example:
     >>> rows = compare_rows(["vgg16", "resnet50", "runs/lenet5"])
@@ -25,6 +29,9 @@ from blockbuilder.text import human
 CHART_FORMATS = (".png", ".svg")  # the one list: the CLI checks --output against it
 BUBBLE_AREA = (30.0, 1430.0)  # points²: the bubble of the fewest parameters drawn, of the most
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+#: What the x axis shows: operations, latency predicted from this machine's table, latency measured here.
+AXES = ("macs", "predicted-ms", "measured-ms")
+Axis = Literal["macs", "predicted-ms", "measured-ms"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class Row:
         accuracy: Top-1 accuracy in percent, or ``None`` when unknown.
         dataset: What the accuracy was measured on.
         origin: ``zoo`` or the run directory.
+        source: Where the accuracy was reported (a zoo file's ``meta: source``).
+        latency_ms: Milliseconds per batch, predicted or measured (only when the axis is a latency).
     """
 
     name: str
@@ -48,19 +57,70 @@ class Row:
     accuracy: float | None
     dataset: str | None
     origin: str
+    source: str | None = None
+    latency_ms: float | None = None
 
 
-def compare_rows(sources: list[str]) -> list[Row]:
+def compare_rows(sources: list[str], axis: Axis = "macs", batch_size: int = 8) -> list[Row]:
     """One row per source: a run directory (holding ``metrics.json``) or an architecture name or file.
 
+    Args:
+        sources: Zoo names, architecture files, run directories.
+        axis: With a latency axis, each row also gets its milliseconds per batch of ``batch_size``:
+            ``predicted-ms`` from this machine's newest latency table, ``measured-ms`` by building and
+            timing the model (inference, float32, median of 5 calls).
+
     Raises:
-        UsageError: a source is neither a run directory nor an architecture.
+        UsageError: a source is neither a run directory nor an architecture; no latency table here.
         SpecError: a run directory's ``metrics.json`` or ``resolved.yaml`` is malformed.
     """
-    return [_run_row(Path(s)) if Path(s).is_dir() else _arch_row(s) for s in sources]
+    if axis == "predicted-ms":
+        from blockbuilder.report import latency
+
+        if not latency.tables_here():
+            raise UsageError("no latency table for this machine yet: make one with 'blockbuilder profile "
+                             "resnet20_cifar --calibrate' (or use --x measured-ms)")
+    return [_run_row(Path(s), axis, batch_size) if Path(s).is_dir() else _arch_row(s, axis, batch_size)
+            for s in sources]
 
 
-def _arch_row(name: str) -> Row:
+def zoo_sources(dataset: str) -> list[str]:
+    """The zoo networks whose ``meta: dataset`` starts with ``dataset`` (any case): ``imagenet``.
+
+    Raises:
+        UsageError: no zoo network reports an accuracy on such a data set.
+    """
+    from blockbuilder.language.architecture import load
+    from blockbuilder.language.resolve import zoo_names
+
+    datasets = {name: str(load(name).meta.get("dataset") or "") for name in zoo_names()}
+    names = [name for name, found in datasets.items() if found.lower().startswith(dataset.lower())]
+    if not names:
+        known = ", ".join(sorted({found for found in datasets.values() if found}))
+        raise UsageError(f"no zoo network reports a data set called {dataset!r} (the zoo's: {known})")
+    return names
+
+
+def _latency(arch: Any, axis: Axis, batch_size: int) -> float | None:
+    if axis == "macs":
+        return None
+    if axis == "predicted-ms":
+        from blockbuilder.report import latency
+
+        return latency.tables_here()[0].predict(arch.root)
+    import keras
+
+    from blockbuilder.compiler.compile import build_model
+    from blockbuilder.report.profile import Timer
+
+    model = build_model(arch.root, arch.name, tuple(arch.input_shape))
+    ms = Timer(batch_size, "inference", repeats=5, warmup=2).time(model, tuple(arch.input_shape))
+    del model
+    keras.backend.clear_session()
+    return ms
+
+
+def _arch_row(name: str, axis: Axis = "macs", batch_size: int = 8) -> Row:
     from blockbuilder.language.architecture import load
     from blockbuilder.report.summary import estimate
 
@@ -68,10 +128,11 @@ def _arch_row(name: str) -> Row:
     params, macs = estimate(arch)
     accuracy = arch.meta.get("accuracy")
     return Row(arch.name, params, macs, arch.depth, float(accuracy) if accuracy is not None else None,
-               arch.meta.get("dataset"), "zoo" if Path(name).suffix != ".yaml" else name)
+               arch.meta.get("dataset"), "zoo" if Path(name).suffix != ".yaml" else name,
+               arch.meta.get("source"), _latency(arch, axis, batch_size))
 
 
-def _run_row(run_dir: Path) -> Row:
+def _run_row(run_dir: Path, axis: Axis = "macs", batch_size: int = 8) -> Row:
     from blockbuilder.language.architecture import load
     from blockbuilder.report.summary import estimate
 
@@ -84,7 +145,8 @@ def _run_row(run_dir: Path) -> Row:
     metrics = _read_metrics(metrics_path)
     accuracy = (metrics.get("test") or {}).get("accuracy")
     accuracy = 100.0 * float(accuracy) if isinstance(accuracy, (int, float)) else None
-    return Row(run_dir.resolve().name, params, macs, arch.depth, accuracy, metrics.get("dataset"), str(run_dir))
+    return Row(run_dir.resolve().name, params, macs, arch.depth, accuracy, metrics.get("dataset"), str(run_dir),
+               None, _latency(arch, axis, batch_size))
 
 
 def _read_metrics(path: Path) -> dict[str, Any]:
@@ -97,20 +159,23 @@ def _read_metrics(path: Path) -> dict[str, Any]:
     return metrics
 
 
-def table(rows: list[Row]) -> Any:
-    """A rich table: params, MACs, depth, accuracy and where each figure comes from."""
+def table(rows: list[Row], axis: Axis = "macs", batch_size: int = 8) -> Any:
+    """A rich table: params, MACs, [latency,] depth, accuracy and where each figure comes from."""
     from rich.table import Table
 
     out = Table(title="comparison", title_justify="left")
+    timed = axis != "macs"
     columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
-        ("name", "left"), ("params", "right"), ("MACs", "right"), ("depth", "right"), ("accuracy", "right"),
-        ("dataset", "left"), ("from", "left"))
+        ("name", "left"), ("params", "right"), ("MACs", "right"),
+        *((((f"{axis.split('-')[0]} ms (batch {batch_size})"), "right"),) if timed else ()),
+        ("depth", "right"), ("accuracy", "right"), ("dataset", "left"), ("from", "left"), ("source", "left"))
     for column, justify in columns:
         out.add_column(column, justify=justify)
     for row in rows:
         accuracy = f"{row.accuracy:.2f} %" if row.accuracy is not None else "—"
-        out.add_row(row.name, f"{row.params:,}", human(row.macs), str(row.depth), accuracy,
-                    row.dataset or "—", row.origin)
+        latency = (f"{row.latency_ms:.1f}" if row.latency_ms is not None else "—",) if timed else ()
+        out.add_row(row.name, f"{row.params:,}", human(row.macs), *latency, str(row.depth), accuracy,
+                    row.dataset or "—", row.origin, row.source or "")
     return out
 
 
@@ -135,8 +200,9 @@ def check_chart_path(output: str | Path) -> str:
     return suffix[1:]
 
 
-def chart(rows: list[Row], output: str | Path) -> Path:
-    """Write the accuracy-vs-MACs bubble chart (``.png`` or ``.svg``); rows without accuracy are listed below it.
+def chart(rows: list[Row], output: str | Path, axis: Axis = "macs", batch_size: int = 8) -> Path:
+    """Write the accuracy-vs-MACs (or latency) bubble chart (``.png`` or ``.svg``); rows without accuracy
+    are listed below it.
 
     Raises:
         UsageError: the suffix is not ``.png`` or ``.svg``, or no row has an accuracy to plot.
@@ -147,11 +213,19 @@ def chart(rows: list[Row], output: str | Path) -> Path:
     plotted = [row for row in rows if row.accuracy is not None]
     if not plotted:
         raise UsageError("none of these has an accuracy to plot (zoo 'meta: accuracy' or a run's metrics.json)")
-    fig = _figure(plotted, [row.name for row in rows if row.accuracy is None])
+    fig = _figure(plotted, [row.name for row in rows if row.accuracy is None], axis, batch_size)
     with atomic_path(path) as temporary:
         fig.savefig(temporary, format=fmt, dpi=110, facecolor="white",
                     metadata={"Date": None} if fmt == "svg" else {})
     return path
+
+
+def _x(row: Row, axis: Axis) -> float:
+    """Where a row sits on the x axis: G MACs, or milliseconds."""
+    if axis == "macs":
+        return row.macs / 1e9
+    assert row.latency_ms is not None
+    return row.latency_ms
 
 
 def _y(row: Row) -> float:
@@ -185,7 +259,7 @@ class _Bubbles:
         return sorted({self.fewest, *([between] if self.fewest < between < self.most else []), self.most})
 
 
-def _figure(rows: list[Row], missing: list[str]) -> Any:
+def _figure(rows: list[Row], missing: list[str], axis: Axis = "macs", batch_size: int = 8) -> Any:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 5.6))
@@ -194,30 +268,30 @@ def _figure(rows: list[Row], missing: list[str]) -> Any:
     bubbles = _Bubbles.of(rows)
     for index, row in enumerate(rows):
         colour = PALETTE[index % len(PALETTE)]
-        ax.scatter([row.macs / 1e9], [_y(row)], s=bubbles.area(row.params), color=colour, alpha=0.5,
+        ax.scatter([_x(row, axis)], [_y(row)], s=bubbles.area(row.params), color=colour, alpha=0.5,
                    edgecolors=colour, linewidths=1.2, zorder=3)
-        ax.scatter([row.macs / 1e9], [_y(row)], s=6, color="#222222", zorder=4)
-    _axes(ax, rows, datasets)
-    _labels(ax, rows, bubbles)
+        ax.scatter([_x(row, axis)], [_y(row)], s=6, color="#222222", zorder=4)
+    _axes(ax, rows, datasets, axis, batch_size)
+    _labels(ax, rows, bubbles, axis)
     _size_legend(ax, bubbles)
     if missing:
         fig.text(0.08, 0.02, "no accuracy to plot: " + ", ".join(missing), fontsize=8, color="#777777")
     return fig
 
 
-def _labels(ax: Any, rows: list[Row], bubbles: _Bubbles) -> None:
+def _labels(ax: Any, rows: list[Row], bubbles: _Bubbles, axis: Axis = "macs") -> None:
     """Name each bubble to its right, moving a label down while it would cover one already placed."""
     placed: list[tuple[float, float, float, float]] = []
     scale = ax.figure.dpi / 72
-    for row in sorted(rows, key=lambda r: (-_y(r), r.macs)):
-        x, y = ax.transData.transform((row.macs / 1e9, row.accuracy))
+    for row in sorted(rows, key=lambda r: (-_y(r), _x(r, axis))):
+        x, y = ax.transData.transform((_x(row, axis), row.accuracy))
         dx = (math.sqrt(bubbles.area(row.params)) / 2 + 3) * scale
         width, height = 9 * 0.6 * len(row.name) * scale, 11 * scale
         dy = 0.0
         while any(_overlap((x + dx, y + dy - height / 2, width, height), box) for box in placed):
             dy -= height
         placed.append((x + dx, y + dy - height / 2, width, height))
-        ax.annotate(row.name, (row.macs / 1e9, row.accuracy), xytext=(dx / scale, dy / scale),
+        ax.annotate(row.name, (_x(row, axis), row.accuracy), xytext=(dx / scale, dy / scale),
                     textcoords="offset points", fontsize=9, va="center", color="#222222", zorder=5,
                     arrowprops={"arrowstyle": "-", "color": "#aaaaaa", "lw": 0.6} if dy else None)
 
@@ -226,10 +300,10 @@ def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
-def _axes(ax: Any, rows: list[Row], datasets: list[str]) -> None:
+def _axes(ax: Any, rows: list[Row], datasets: list[str], axis: Axis = "macs", batch_size: int = 8) -> None:
     from matplotlib.ticker import FuncFormatter
 
-    macs = [row.macs / 1e9 for row in rows]
+    macs = [_x(row, axis) for row in rows]
     accuracy = [_y(row) for row in rows]
     ax.set_xscale("log")
     low, high = min(macs), max(macs)
@@ -237,9 +311,11 @@ def _axes(ax: Any, rows: list[Row], datasets: list[str]) -> None:
     spread = max(max(accuracy) - min(accuracy), 4.0)
     ax.set_ylim(min(accuracy) - 0.35 * spread, min(max(accuracy) + 0.35 * spread, 101.0))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.set_xlabel("multiply-accumulates per image [G] (log scale)")
+    what = {"macs": "operations", "predicted-ms": "predicted latency", "measured-ms": "measured latency"}[axis]
+    ax.set_xlabel("multiply-accumulates per image [G] (log scale)" if axis == "macs" else
+                  f"{what} on this machine, ms per batch of {batch_size} (log scale)")
     ax.set_ylabel("top-1 accuracy [%]")
-    ax.set_title(f"accuracy vs operations, bubble area by parameters ({', '.join(datasets)})", fontsize=10,
+    ax.set_title(f"accuracy vs {what}, bubble area by parameters ({', '.join(datasets)})", fontsize=10,
                  loc="left")
     ax.grid(True, which="major", color="#dddddd", zorder=0)
     ax.grid(True, which="minor", color="#f0f0f0", zorder=0)
