@@ -7,6 +7,7 @@ Runs each measurement in its own process (``bench/bench_backends.py --child``) a
 * ``resnet20_cifar`` on synthetic CIFAR-shaped data, a fixed number of steps, on JAX and PyTorch
   (each when importable), with ``float32`` and ``precision: auto``, compiled (XLA / torch
   compilation as Keras offers it) and not;
+* ``blockbuilder profile`` of ``resnet20_cifar`` and ``mobilenet_v2`` (per-block latency) per backend;
 * ``blockbuilder train lenet5`` (the digits main job) on the GPU, per backend, with its test accuracy.
 
 ``--smoke`` is the same on CPU in a few seconds per measurement: float32 only, a few steps, one epoch of digits.
@@ -63,6 +64,25 @@ def _digits(backend: str, device: str, epochs: int, out: Path, timeout: float) -
             "seconds": metrics["train_seconds"]}
 
 
+def _profile(backend: str, name: str, device: str, batch: int, timeout: float) -> dict[str, Any]:
+    """``blockbuilder profile NAME`` on the device: the whole network's latency and its slowest block."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "blockbuilder", "profile", name, "--device", device, "--json",
+               "--batch-size", str(batch), "--repeats", "5", "--precision", "float32"]
+    row: dict[str, Any] = {"job": f"profile {name}", "backend": backend}
+    try:
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return {**row, "error": f"timed out after {timeout:.0f} s"}
+    if result.returncode:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {**row, "error": f"exit {result.returncode}: {tail[0]}"}
+    found = json.loads(result.stdout)
+    slowest = max(found["blocks"], key=lambda block: block["ms"])
+    return {**row, "device": device, "precision": found["precision"], "ms": found["ms"],
+            "images_per_second": found["images_per_second"], "slowest_block": f"{slowest['path']} ({slowest['ms']} ms)"}
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = ["| job | backend | device | precision | compiled | images/s | accuracy | peak memory (MiB) |",
              "|---|---|---|---|---|---:|---:|---:|"]
@@ -110,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
                 extra.append("--no-jit")
             measured = run_child(backend, extra, timeout=max(10.0, min(left(), 150.0)))
             rows.append({"job": "resnet20_cifar", **measured})
+            print(json.dumps(rows[-1]), flush=True)
+    for backend in backends:
+        for name in ("resnet20_cifar", "mobilenet_v2"):  # per-block latency on the device (profile)
+            if left() < 30:
+                rows.append({"job": f"profile {name}", "backend": backend, "error": "skipped: out of time"})
+                continue
+            rows.append(_profile(backend, name, device, 8 if smoke else 64, timeout=max(10.0, min(left(), 120.0))))
             print(json.dumps(rows[-1]), flush=True)
     for backend in backends:
         if left() < 20:
