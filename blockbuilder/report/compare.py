@@ -262,7 +262,7 @@ class _Bubbles:
 def _figure(rows: list[Row], missing: list[str], axis: Axis = "macs", batch_size: int = 8) -> Any:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 5.6))
+    fig = Figure(figsize=(9, 5.6) if len(rows) <= 20 else (12, 8))
     ax = fig.add_axes((0.08, 0.13, 0.72, 0.8))
     datasets = sorted({row.dataset or "unknown" for row in rows})
     bubbles = _Bubbles.of(rows)
@@ -280,19 +280,29 @@ def _figure(rows: list[Row], missing: list[str], axis: Axis = "macs", batch_size
 
 
 def _labels(ax: Any, rows: list[Row], bubbles: _Bubbles, axis: Axis = "macs") -> None:
-    """Name each bubble to its right, moving a label down while it would cover one already placed."""
+    """Name each bubble beside it: to its right, else to its left, moved up or down by a line at a
+    time (nearest first) while it would cover a label already placed or the axes' edge."""
     placed: list[tuple[float, float, float, float]] = []
     scale = ax.figure.dpi / 72
+    left, right = ax.transAxes.transform((0, 0))[0], ax.transAxes.transform((1, 1))[0]
     for row in sorted(rows, key=lambda r: (-_y(r), _x(r, axis))):
         x, y = ax.transData.transform((_x(row, axis), row.accuracy))
-        dx = (math.sqrt(bubbles.area(row.params)) / 2 + 3) * scale
+        gap = (math.sqrt(bubbles.area(row.params)) / 2 + 3) * scale
         width, height = 9 * 0.6 * len(row.name) * scale, 11 * scale
-        dy = 0.0
-        while any(_overlap((x + dx, y + dy - height / 2, width, height), box) for box in placed):
-            dy -= height
-        placed.append((x + dx, y + dy - height / 2, width, height))
-        ax.annotate(row.name, (_x(row, axis), row.accuracy), xytext=(dx / scale, dy / scale),
-                    textcoords="offset points", fontsize=9, va="center", color="#222222", zorder=5,
+        candidates = [(side, step * height) for offset in range(40) for step in ((offset,) if not offset else
+                      (offset, -offset)) for side in (1, -1)]
+        chosen = candidates[0]
+        for side, dy in candidates:
+            box = (x + gap if side > 0 else x - gap - width, y + dy - height / 2, width, height)
+            if box[0] >= left and box[0] + width <= right and not any(_overlap(box, other) for other in placed):
+                chosen = (side, dy)
+                break
+        side, dy = chosen
+        box = (x + gap if side > 0 else x - gap - width, y + dy - height / 2, width, height)
+        placed.append(box)
+        ax.annotate(row.name, (_x(row, axis), row.accuracy), xytext=(side * gap / scale, dy / scale),
+                    textcoords="offset points", fontsize=9, va="center", ha="left" if side > 0 else "right",
+                    color="#222222", zorder=5,
                     arrowprops={"arrowstyle": "-", "color": "#aaaaaa", "lw": 0.6} if dy else None)
 
 
