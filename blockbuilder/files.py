@@ -1,15 +1,51 @@
-"""Writing files so that an interrupted or failed write never leaves half a file behind."""
+"""Reading and writing files: a file is read only when it is a regular file, and written so that an
+interrupted or failed write never leaves half a file behind."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from blockbuilder.errors import CommandError
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+
+
+def not_regular(path: str | Path) -> str | None:
+    """Why ``path`` is not a regular file to read (``None`` when it is one, or a link to one).
+
+    Asked before anything opens a model, weights or image file: opening a FIFO waits for a writer for
+    ever, a device reads without end, and a folder gives each library its own traceback.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return exc.strerror.lower() if exc.strerror else str(exc)
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return f"{kind}, not a file"
+
+
+def regular_file(path: str | Path, error: type[CommandError] = CommandError, label: str | None = None) -> Path:
+    """``path`` as a ``Path`` when it is a regular file to read; ``error("LABEL: why not")`` otherwise.
+
+    Args:
+        path: The file.
+        error: The error to raise (the caller's own kind: ``ExportError``, ``ImageError`` ...).
+        label: How the message names the file (the path itself by default).
+    """
+    why = not_regular(path)
+    if why is not None:
+        raise error(f"{path if label is None else label}: {why}")
+    return Path(path)
 
 
 @contextmanager

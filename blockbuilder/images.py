@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from blockbuilder.errors import ImageError
+from blockbuilder.files import not_regular
 
 #: Most pixels an image may have before it is decoded (64 megapixels: 8192×8192).
 MAX_PIXELS = 8192 * 8192
@@ -233,11 +234,10 @@ class _opened:
                 raise ImageError(f"{self.label}: empty image")
             data = io.BytesIO(data)
         else:
-            path = Path(data)
-            try:
-                size = path.stat().st_size
-            except OSError as exc:
-                raise ImageError(f"{self.label}: cannot read image ({exc.strerror or exc})") from None
+            why = not_regular(data)  # a FIFO would block Pillow's open for ever
+            if why is not None:
+                raise ImageError(f"{self.label}: cannot read image ({why})")
+            size = Path(data).stat().st_size
             if size > MAX_IMAGE_BYTES:
                 raise ImageError(f"{self.label}: image file too large ({size:,} bytes, at most "
                                  f"{MAX_IMAGE_BYTES:,})")

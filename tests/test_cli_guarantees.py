@@ -158,7 +158,7 @@ def cases(f: dict[str, Path]) -> dict[str, tuple[list[str], int, str]]:
                                      "(not JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
                                      "(char 1))"),
         "predict-missing-image": (["predict", run, root / "gone.png"], 1, "blockbuilder predict: error: "
-                                  f"{root / 'gone.png'}: cannot read image (No such file or directory)"),
+                                  f"{root / 'gone.png'}: cannot read image (no such file or directory)"),
         "predict-not-an-image": (["predict", run, f["text_png"]], 1, "blockbuilder predict: error: "
                                  f"{f['text_png']}: cannot read image (unknown image format)"),
         "predict-bomb": (["predict", run, f["bomb"]], 1, f"blockbuilder predict: error: {f['bomb']}: image too "
@@ -191,7 +191,7 @@ def cases(f: dict[str, Path]) -> dict[str, tuple[list[str], int, str]]:
         "search-report-missing": (["search-report", missing], 2,
                                   f"blockbuilder search-report: error: {missing} is not a search directory..."),
         "embed-missing-image": (["embed", "lenet5", "--block", "conv1", "-o", root / "e.npy", root / "gone.png"], 1,
-                                f"blockbuilder embed: error: {root / 'gone.png'}: cannot read image (No such file "
+                                f"blockbuilder embed: error: {root / 'gone.png'}: cannot read image (no such file "
                                 "or directory)"),
         "compare-missing": (["compare", "lenet5", "nosuchnet"], 2, "blockbuilder compare: error: no file or zoo "
                             "architecture called 'nosuchnet'; 'blockbuilder zoo' lists the zoo"),

@@ -87,7 +87,7 @@ def test_errors_name_the_file_or_the_upload(tmp_path: Path) -> None:
         read_image(b"not an image", GREY_8X8, name="upload")
     with pytest.raises(ImageError, match=r"^upload: empty image$"):
         read_image(b"", GREY_8X8, name="upload")
-    with pytest.raises(ImageError, match=rf"^{tmp_path / 'gone.png'}: cannot read image \(No such file"):
+    with pytest.raises(ImageError, match=rf"^{tmp_path / 'gone.png'}: cannot read image \(no such file"):
         read_image(tmp_path / "gone.png", GREY_8X8)
 
 

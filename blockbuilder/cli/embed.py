@@ -49,7 +49,7 @@ def _trained(source: str) -> bool:
 
 
 def check(args: argparse.Namespace) -> None:
-    """Output, images, model or architecture, weights and block name, before TensorFlow."""
+    """Output, images (decoded), model or architecture, weights and block name, before TensorFlow."""
     from blockbuilder.cli import arguments
     from blockbuilder.errors import BlockbuilderError, UsageError
     from blockbuilder.images import check_image
@@ -58,7 +58,7 @@ def check(args: argparse.Namespace) -> None:
 
     arguments.suffix(args.output, (".npy",))
     for image in args.images:
-        check_image(image, decode=False)
+        check_image(image)  # decoded: a truncated image is told now, not after the model is built
     arguments.writable(args.output)
     args.model_file, args.architecture = None, None
     paths: list[str] = []

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from blockbuilder.cli import positive_int
 from blockbuilder.serving.export import FORMATS
+from blockbuilder.serving.parity import MAX_SAMPLES
 
 HELP = "export a trained model (SavedModel, .keras, ONNX, LiteRT) with its metadata"
 TAKES_ARCH = False  # takes a trained model, not an architecture file
@@ -23,10 +25,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", "-f", choices=FORMATS, default="savedmodel", help="export format")
     parser.add_argument("-o", "--output", required=True, metavar="PATH", help="where to write the export")
     parser.add_argument("--verify", action="store_true", help="reload in a fresh process and compare outputs")
-    parser.add_argument("--samples", type=positive_int, default=8, help="random inputs for --verify")
-    parser.add_argument("--tolerance", type=float, default=1e-4,
+    parser.add_argument("--samples", type=samples, default=8,
+                        help=f"random inputs for --verify (at most {MAX_SAMPLES:,})")
+    parser.add_argument("--tolerance", type=tolerance, default=1e-4,
                         help="with --verify: the largest accepted absolute difference")
     parser.add_argument("--force", action="store_true", help="replace an existing output")
+
+
+def samples(text: str) -> int:
+    """An ``argparse`` type: a number of random inputs for ``--verify``, from 1 to ``MAX_SAMPLES``."""
+    value = positive_int(text)
+    if value > MAX_SAMPLES:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_SAMPLES:,} random inputs, got {value:,}")
+    return value
+
+
+def tolerance(text: str) -> float:
+    """An ``argparse`` type: a finite difference of 0 or more (``nan`` or ``-1`` could never be met)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of 0 or more, got {text!r}")
+    return value
 
 
 def check(args: argparse.Namespace) -> None:

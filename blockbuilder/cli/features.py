@@ -26,14 +26,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    """The output's format and folder, the model's files and the image's header, before TensorFlow."""
+    """The output's format and folder, the model's files and the image, before TensorFlow."""
     from blockbuilder.cli import arguments
     from blockbuilder.images import check_image
     from blockbuilder.serving.source import inspect_source
 
     arguments.suffix(args.output, (".png",))
     inspect_source(args.model)
-    check_image(args.image, decode=False)
+    check_image(args.image)  # decoded: one image costs little, and a truncated one is told before TensorFlow
     arguments.writable(args.output)
 
 

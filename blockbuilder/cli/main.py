@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         return cmd
 
     validate = command("validate", "check an architecture file without building it (no TensorFlow)", cmd_validate,
-                       needs_keras=False)
+                       check=weights.check, needs_keras=False)  # a 'weights:' file exists and is one
     validate.add_argument("--json", action="store_true",
                           help="print the figures as one JSON object (with the predicted latency)")
     resolve = command("resolve", "print the resolved document (extends merged, --set applied), even one that "

@@ -29,6 +29,7 @@ from typing import Any
 
 from blockbuilder.files import atomic_path
 from blockbuilder.serving.metadata import build_metadata
+from blockbuilder.serving.parity import check_samples
 from blockbuilder.serving.parity import verify as parity_check
 from blockbuilder.serving.source import ExportError, load_source
 from blockbuilder.serving.writers import Writer, write_keras, write_litert, write_onnx, write_savedmodel
@@ -129,6 +130,8 @@ def export_model(
             ``force``, or a failed parity check.
     """
     target = check_export(fmt, out_path, force=force, verify=verify)
+    if verify:
+        check_samples(samples)
     source = load_source(model_or_run_dir)
     _require_backend(fmt)
     metadata = build_metadata(source, fmt)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from blockbuilder.files import regular_file
 from blockbuilder.serving.metadata import (
     METADATA_NAME,
     SIGNATURE_KEY,
@@ -49,8 +50,8 @@ def load_model(export_or_model: Any) -> LoadedModel:
     path = Path(export_or_model)
     if (path / "saved_model.pb").is_file():
         return _load_savedmodel(path)
-    loader = FILE_LOADERS.get(path.suffix) if path.is_file() else None
-    return loader(path) if loader else _load_keras(path)
+    loader = FILE_LOADERS.get(path.suffix)
+    return loader(regular_file(path, ExportError)) if loader else _load_keras(path)
 
 
 def _load_savedmodel(path: Path) -> LoadedModel:

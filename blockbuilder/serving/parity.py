@@ -70,6 +70,17 @@ _RUNNERS = {
 }
 
 
+#: The most random inputs ``--verify`` runs: they are made, saved and run in one batch, so a number is checked
+#: before any is made (a resnet50's 1,024 inputs are 617 MB).
+MAX_SAMPLES = 1024
+
+
+def check_samples(samples: int) -> None:
+    """Refuse a number of random inputs that is not from 1 to :data:`MAX_SAMPLES`, before any is made."""
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise ExportError(f"--samples: expected from 1 to {MAX_SAMPLES:,} random inputs, got {samples:,}")
+
+
 def random_inputs(spec: dict[str, Any], samples: int, seed: int = 0) -> np.ndarray:
     """Return ``samples`` uniform [0, 1) float32 inputs of the model's shape (unknown sizes become 32)."""
     import numpy as np

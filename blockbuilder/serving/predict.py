@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from blockbuilder.files import regular_file
 from blockbuilder.images import Preprocessing, check_image, read_image
 from blockbuilder.serving.loaders import FILE_LOADERS, load_model
 from blockbuilder.serving.metadata import METADATA_NAME, litert_metadata_path
@@ -90,7 +91,8 @@ def check_arguments(export_or_model: str | Path, images: Sequence[str | Path]) -
     needs_tensorflow = True
     if (path / "saved_model.pb").is_file():
         read_metadata(path / "assets" / METADATA_NAME)
-    elif path.is_file() and path.suffix in FILE_LOADERS:
+    elif path.suffix in FILE_LOADERS:
+        regular_file(path, ExportError)
         if path.suffix == ".tflite":
             read_metadata(litert_metadata_path(path))
         needs_tensorflow = False

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from blockbuilder.errors import CommandError
+from blockbuilder.files import regular_file
 
 RUN_DIR_MODEL = "model.keras"
+KERAS_CONFIG = "config.json"  # the model's structure, in every .keras archive
 
 
 class ExportError(CommandError):
@@ -81,8 +83,7 @@ def inspect_source(model_or_run_dir: str | os.PathLike[str]) -> SourceFiles:
             ``resolved.yaml`` cannot be read.
     """
     model_file = find_keras_file(Path(model_or_run_dir))
-    if not zipfile.is_zipfile(model_file):
-        raise ExportError(f"{model_file}: cannot read model (not a valid .keras archive)")
+    check_archive(model_file)
     run_dir = model_file.parent
     return SourceFiles(model_file, read_resolved_yaml(run_dir), read_class_names(run_dir))
 
@@ -94,18 +95,29 @@ def find_keras_file(path: Path) -> Path:
     if path.is_dir():
         if (path / "saved_model.pb").exists():
             raise ExportError(f"{path}: is an exported SavedModel; export takes a .keras file or a run directory")
-        if not (path / RUN_DIR_MODEL).is_file():
+        if not (path / RUN_DIR_MODEL).exists():
             raise ExportError(f"{path}: not a model (a run directory must contain {RUN_DIR_MODEL})")
-        return path / RUN_DIR_MODEL
-    if path.suffix != ".keras":
+        path = path / RUN_DIR_MODEL
+    elif path.suffix != ".keras":
         raise ExportError(f"{path}: not a model (expected a .keras file or a run directory)")
-    return path
+    return regular_file(path, ExportError)
+
+
+def check_archive(path: Path) -> None:
+    """A regular file that is a zip archive with a Keras model's ``config.json`` in it, checked without Keras."""
+    regular_file(path, ExportError)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        raise ExportError(f"{path}: cannot read model (not a valid .keras archive)") from None
+    if KERAS_CONFIG not in names:
+        raise ExportError(f"{path}: cannot read model (a zip archive without {KERAS_CONFIG}: not a .keras archive)")
 
 
 def load_keras_file(path: Path) -> Any:
     """Load a ``.keras`` file without compiling it, as a one-line ``ExportError`` when it is unreadable."""
-    if not zipfile.is_zipfile(path):
-        raise ExportError(f"{path}: cannot read model (not a valid .keras archive)")
+    check_archive(path)
     import keras
 
     _register_custom_layers()

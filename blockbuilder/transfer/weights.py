@@ -28,7 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from blockbuilder.errors import CommandError
+from blockbuilder.errors import CommandError, Location, SpecError
+from blockbuilder.files import regular_file
+from blockbuilder.language.document import Map
+from blockbuilder.serving.source import first_line
 from blockbuilder.text import listed, plural
 from blockbuilder.transfer.settings import Weights
 
@@ -179,28 +182,64 @@ def locate(weights: Weights, architecture: Architecture | None = None, *, downlo
     if not path.name.endswith(SUFFIXES):
         raise WeightsError(f"weights {shown}: not a weights source (expected imagenet, a .keras, .weights.h5 or "
                            f".h5 file, or a run directory)")
-    return path
+    return regular_file(path, WeightsError, f"weights {shown}")
 
 
 def check_source(architecture: Architecture) -> None:
     """Everything about ``architecture.weights`` that can be checked without TensorFlow: the source exists,
-    is of a known kind, and its file is a zip or HDF5 file as its name says.
+    is a regular file of a known kind (or a run directory), and opens as the zip or HDF5 file its name says.
 
     Raises:
-        WeightsError: it is not, in one line naming it.
+        SpecError: it is not, at the ``weights:`` line when the architecture file wrote it.
+        WeightsError: it is not, for a source given on the command line (``--weights``).
     """
     weights = architecture.weights
     if weights is None:
         return
-    path = locate(weights, architecture, download=False)
     if weights.imagenet:
+        locate(weights, architecture, download=False)
         return
+    try:
+        _check_file(weights, locate(weights, architecture, download=False))
+    except WeightsError as exc:
+        where = _written_at(architecture)
+        if where is None:
+            raise
+        raise SpecError(str(exc), where) from None
+
+
+def _check_file(weights: Weights, path: Path) -> None:
+    """The file opens as what its name says: a Keras archive with weights in it, or an HDF5 file."""
     import h5py
 
-    readable = zipfile.is_zipfile(path) if path.suffix == ".keras" else h5py.is_hdf5(path)
-    if not readable:
-        kind = "a .keras (zip) archive" if path.suffix == ".keras" else "an HDF5 file"
-        raise WeightsError(f"weights {weights.written}: {path} is not {kind} (damaged, or not a weights file)")
+    if path.suffix == ".keras":
+        if not zipfile.is_zipfile(path):
+            raise WeightsError(f"weights {weights.written}: {path} is not a .keras (zip) archive (damaged, or not a "
+                               "weights file)")
+        with zipfile.ZipFile(path) as archive:
+            if KERAS_WEIGHTS not in archive.namelist():
+                raise WeightsError(f"weights {weights.written}: {path} is a zip archive without {KERAS_WEIGHTS} "
+                                   "(not a Keras model)")
+        return
+    if not h5py.is_hdf5(path):
+        raise WeightsError(f"weights {weights.written}: {path} is not an HDF5 file (damaged, or not a weights file)")
+    try:
+        with h5py.File(path, "r") as f:
+            layout = _layout(f)
+    except OSError as exc:  # a truncated file has a valid signature
+        raise WeightsError(f"weights {weights.written}: {path} is a damaged HDF5 file ({first_line(exc)})") from None
+    if layout is None:
+        raise WeightsError(f"weights {weights.written}: {path} is an HDF5 file without Keras weights in it")
+
+
+def _written_at(architecture: Architecture) -> Location | None:
+    """Where the architecture file wrote ``weights:`` (``None`` when it came from ``--weights`` or ``--set``)."""
+    document: Any = getattr(architecture, "document", None)
+    if not isinstance(document, Map) or "weights" not in document:
+        return None
+    value = document["weights"]
+    where = value.loc_of("source") if isinstance(value, Map) and "source" in value else document.loc_of("weights")
+    return where if where is not None and where.line else None
 
 
 # -- reading files --------------------------------------------------------------------------------
@@ -224,15 +263,24 @@ def read_weights_file(path: Path, model_names: Sequence[str] = ()) -> StoredWeig
             with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read(KERAS_WEIGHTS)), "r") as f:
                 return StoredWeights(path, tuple(_keras3_layers(f, path)))
         with h5py.File(path, "r") as f:
-            if "layers" in f and "layer_names" not in f.attrs:
+            if _layout(f) == "keras3":
                 return StoredWeights(path, tuple(_keras3_layers(f, path)))
             layers = tuple(_legacy_layers(f, path))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise WeightsError(f"{path}: not a readable weights file ({str(exc).splitlines()[0] if str(exc) else exc!r})"
-                           ) from None
+        raise WeightsError(f"{path}: not a readable weights file ({first_line(exc)})") from None
     known = set(model_names)
     named = sum(layer.name in known for layer in layers)
     return StoredWeights(path, layers, by_order=named * 2 < len(layers))
+
+
+def _layout(f: Any) -> str | None:
+    """``keras3`` (``model.save_weights``), ``legacy`` (Keras 2's ``layer_names``) or ``None``: no Keras weights."""
+    import h5py
+
+    if isinstance(f.get("layers"), h5py.Group) and "layer_names" not in f.attrs:
+        return "keras3"
+    group = f["model_weights"] if "layer_names" not in f.attrs and "model_weights" in f else f
+    return "legacy" if any(name.startswith("layer_names") for name in group.attrs) else None
 
 
 def _keras3_layers(f: Any, path: Path) -> Iterator[StoredLayer]:
@@ -247,7 +295,7 @@ def _keras3_layers(f: Any, path: Path) -> Iterator[StoredLayer]:
             raise WeightsError(f"{path}: its layers carry no names (written by an older Keras 3); load it with "
                                "keras and save it again")
         name = name.decode() if isinstance(name, bytes) else str(name)
-        yield StoredLayer(name, tuple(np.asarray(variables[str(i)]) for i in range(len(variables))))
+        yield StoredLayer(name, tuple(_tensor(variables[str(i)], path) for i in range(len(variables))))
 
 
 def _legacy_layers(f: Any, path: Path) -> Iterator[StoredLayer]:
@@ -260,7 +308,24 @@ def _legacy_layers(f: Any, path: Path) -> Iterator[StoredLayer]:
         layer = group[name]
         weight_names = _strings(layer, "weight_names")
         if weight_names:
-            yield StoredLayer(name, tuple(np.asarray(layer[weight]) for weight in weight_names))
+            yield StoredLayer(name, tuple(_tensor(layer[weight], path) for weight in weight_names))
+
+
+_NOT_NUMBERS = {"S": "bytes", "U": "text", "O": "text", "c": "complex numbers", "V": "raw records", "M": "dates",
+                "m": "time spans"}
+
+
+def _tensor(item: Any, path: Path) -> np.ndarray:
+    """One stored tensor, which must be an array of numbers (a string is never a number)."""
+    import h5py
+
+    if not isinstance(item, h5py.Dataset):
+        raise WeightsError(f"{path}: {item.name} is a group, not a tensor (not a Keras weights file?)")
+    value = np.asarray(item)
+    if value.dtype.kind not in "biuf":
+        raise WeightsError(f"{path}: tensor {item.name} holds {_NOT_NUMBERS.get(value.dtype.kind, value.dtype)}, "
+                           "not numbers")
+    return value
 
 
 def _strings(group: Any, name: str) -> list[str]:
