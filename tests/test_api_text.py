@@ -49,7 +49,7 @@ def test_print_summary_shows_the_table_with_the_exact_totals(plain: subprocess.C
     assert count == 61_706  # LeNet-5
     rows = {line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│")}
     assert {"conv1", "max_pool1", "conv2", "max_pool2", "flatten1", "dense1", "dense2", "dense3"} <= rows
-    totals = dict(line.rsplit(None, 1) for line in table.splitlines()[-6:])
+    totals = dict(line.rsplit(None, 1) for line in table.splitlines()[-7:-1])
     assert totals["Total params"] == f"{count:,}" and totals["Trainable params"] == f"{count:,}"
     assert totals["Non-trainable params"] == "0"
     assert totals["Depth (weight layers)"] == "5"

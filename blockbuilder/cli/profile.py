@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     arch = args.architecture
     placement = place(args.device)
-    precision = resolve_precision(args.precision, placement.kind)
+    precision = resolve_precision(args.precision, placement.kind, arch, args.batch_size)
     keras.config.set_dtype_policy(precision)
     backend = keras.backend.backend()
     shown = sys.stderr.isatty() and not args.json

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -53,32 +54,44 @@ class Placement:
 PROBE = r"""
 import sys, time
 import numpy as np, keras
-from keras import layers
 
-steps, batch = int(sys.argv[1]), int(sys.argv[2])
-x = np.random.default_rng(0).random((batch, 32, 32, 3), dtype=np.float32)
-y = np.zeros(batch, np.int32)
+batch, seconds = int(sys.argv[1]), float(sys.argv[2])
+text = sys.stdin.read()
+rng = np.random.default_rng(0)
 models = {}
 for policy in ("float32", "mixed_bfloat16"):
     keras.mixed_precision.set_global_policy(policy)
-    inputs = keras.Input((32, 32, 3))
-    h = inputs
-    for filters in (32, 32, 64, 64):
-        h = layers.Activation("relu")(layers.BatchNormalization()(layers.Conv2D(filters, 3, padding="same")(h)))
-    h = layers.GlobalAveragePooling2D()(h)
-    model = keras.Model(inputs, layers.Dense(10, activation="softmax", dtype="float32")(h))
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    if text.strip():  # the network to be trained, as its resolved file
+        import blockbuilder
+
+        model = blockbuilder.build(blockbuilder.loads(text))
+    else:  # no network given: a small CNN
+        from keras import layers
+
+        inputs = keras.Input((32, 32, 3))
+        h = inputs
+        for filters in (32, 32, 64, 64):
+            h = layers.Activation("relu")(layers.BatchNormalization()(layers.Conv2D(filters, 3, padding="same")(h)))
+        model = keras.Model(inputs, layers.Dense(10, dtype="float32")(layers.GlobalAveragePooling2D()(h)))
+    model.compile(optimizer=keras.optimizers.SGD(1e-6), loss="mean_squared_error")
+    x = rng.random((batch, *model.input.shape[1:]), dtype=np.float32)
+    y = np.zeros((batch, *model.output.shape[1:]), np.float32)
     model.train_on_batch(x, y)
-    models[policy] = model
+    model.train_on_batch(x, y)
+    models[policy] = model, x, y
 best = dict.fromkeys(models, 0.0)
-for _ in range(3):  # alternating rounds: other work on the machine slows a round, not a policy
-    for policy, model in models.items():
-        start = time.perf_counter()
-        for _ in range(steps):
+for _ in range(2):  # alternating rounds: other work on the machine slows a round, not a policy
+    for policy, (model, x, y) in models.items():
+        steps, start = 0, time.perf_counter()
+        while steps < 2 or time.perf_counter() - start < seconds:
             model.train_on_batch(x, y)
+            steps += 1
         best[policy] = max(best[policy], steps * batch / (time.perf_counter() - start))
 print(best["float32"], best["mixed_bfloat16"])
 """
+#: The probe's batch: the run's (the answer depends on it: ResNet-20 ran 1.31x faster in bfloat16 at
+#: batch 32 and 0.93x as fast at batch 128 on one CPU), up to this.
+PROBE_BATCH = 256
 PROBE_MARGIN = 1.15  # bfloat16 must be clearly faster: it also rounds the activations
 
 
@@ -106,33 +119,44 @@ def probe_cache() -> Path:
     return Path(base) / "precision.json"
 
 
-def probe_speeds(steps: int = 6, batch: int = 32) -> tuple[float, float]:
-    """Training images/s of a small CNN in float32 and in mixed_bfloat16 on this CPU, in a fresh process.
+def probe_speeds(architecture: Any = None, batch: int = 32, seconds: float = 1.0) -> tuple[float, float]:
+    """Training images/s of ``architecture`` (a small CNN without one) in float32 and in mixed_bfloat16
+    on this CPU, in a fresh process: each policy for ``seconds`` (at least 2 steps), in 2 alternating
+    rounds, at ``batch`` images (at most :data:`PROBE_BATCH`).
 
-    Returns ``(0, 0)`` when the probe fails (then float32 is used).
+    Returns ``(0, 0)`` when the probe fails (then float32 is used): a network of plugin blocks, say.
     """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": keras.backend.backend(),
            "CUDA_VISIBLE_DEVICES": ""}
+    text = architecture.to_yaml() if architecture is not None else ""
     try:
-        done = subprocess.run([sys.executable, "-c", PROBE, str(steps), str(batch)], capture_output=True,
-                              text=True, env=env, timeout=300, check=False)
+        done = subprocess.run([sys.executable, "-c", PROBE, str(min(batch, PROBE_BATCH)), str(seconds)],
+                              input=text, capture_output=True, text=True, env=env, timeout=600, check=False)
         words = done.stdout.split()[-2:]
         return float(words[0]), float(words[1])
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
         return 0.0, 0.0
 
 
-def cpu_precision() -> str:
-    """The faster of float32 and mixed_bfloat16 for training on this CPU, measured once and cached.
+def cpu_precision(architecture: Any = None, batch: int = 32) -> str:
+    """The faster of float32 and mixed_bfloat16 for training ``architecture`` on this CPU, measured once
+    and cached.
 
     A CPU without bfloat16 instructions (``avx512_bf16``, ``amx_bf16``) gets float32 without a
-    measurement: emulated bfloat16 ran ResNet-20 at 0.5x there. With them, Keras' mixed policy was
-    measured at 0.74x on one such CPU and 1.9x on another, so a probe decides (:func:`probe_speeds`,
-    a few seconds, once per CPU, backend and Keras version; :func:`probe_cache` keeps the result).
+    measurement: emulated bfloat16 ran ResNet-20 at 0.5x there. With them the answer depends on the
+    network as much as on the CPU: on one AMD EPYC with AVX512-BF16, Keras' mixed policy trained a
+    plain 4-conv CNN 1.35x faster than float32, ResNet-20 1.31x as fast at batch 32 and 0.93x at batch
+    128; on an Intel Xeon with AMX ResNet-20 at 0.74x, on another CPU at 1.9x. So the network to be
+    trained is timed in both policies at its batch (:func:`probe_speeds`, seconds for a small network),
+    once per CPU, backend, Keras version, network and batch; :func:`probe_cache` keeps the result.
     """
     if not {"amx_bf16", "avx512_bf16"} & _cpu_flags():
         return "float32"
-    key = f"{_cpu_name()} | {keras.backend.backend()} | keras {keras.__version__}"
+    network = ""
+    if architecture is not None:
+        digest = hashlib.sha256(architecture.to_yaml().encode("utf-8")).hexdigest()[:16]
+        network = f" | {architecture.name} {digest} | batch {min(batch, PROBE_BATCH)}"
+    key = f"{_cpu_name()} | {keras.backend.backend()} | keras {keras.__version__}{network}"
     cache = probe_cache()
     try:
         known = json.loads(cache.read_text(encoding="utf-8"))
@@ -142,7 +166,7 @@ def cpu_precision() -> str:
     entry = known.get(key)
     if isinstance(entry, dict) and entry.get("precision") in ("float32", "mixed_bfloat16"):
         return str(entry["precision"])
-    float32, bfloat16 = probe_speeds()
+    float32, bfloat16 = probe_speeds(architecture, batch) if architecture is not None else probe_speeds()
     choice = "mixed_bfloat16" if float32 > 0 and bfloat16 >= PROBE_MARGIN * float32 else "float32"
     known[key] = {"precision": choice, "float32_images_per_s": round(float32, 1),
                   "mixed_bfloat16_images_per_s": round(bfloat16, 1)}
@@ -172,14 +196,14 @@ def _gpu_capabilities() -> list[tuple[int, ...]]:
     return [tuple(d.get("compute_capability", (0, 0))) for d in details]
 
 
-def resolve_precision(requested: str, device: str) -> str:
+def resolve_precision(requested: str, device: str, architecture: Any = None, batch_size: int = 32) -> str:
     """The Keras dtype policy for ``precision`` on ``device`` (cpu, gpu or tpu).
 
     ``auto`` is the fastest policy that keeps accuracy: ``mixed_bfloat16`` on TPUs and on GPUs of
     compute capability 8.0 or more (bf16 tensor cores: no loss scaling needed), ``mixed_float16`` on
     GPUs of 7.x (fp16 tensor cores), and on a CPU what :func:`cpu_precision` measured to be faster
-    (float32 or mixed_bfloat16); the same on every backend. Every model returns float32 whatever
-    its policy (:func:`blockbuilder.compiler.compile.output_block`).
+    for ``architecture`` at ``batch_size`` (float32 or mixed_bfloat16); the same on every backend.
+    Every model returns float32 whatever its policy (:func:`blockbuilder.compiler.compile.output_block`).
     """
     if requested != "auto":
         return requested
@@ -190,7 +214,7 @@ def resolve_precision(requested: str, device: str) -> str:
         if capabilities and min(capabilities) >= (8, 0):
             return "mixed_bfloat16"
         return "mixed_float16" if capabilities and min(capabilities) >= (7, 0) else "float32"
-    return cpu_precision()
+    return cpu_precision(architecture, batch_size)
 
 
 def _jax_setup(device: str, coordinator: Optional[str], num_processes: Optional[int],
