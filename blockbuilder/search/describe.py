@@ -68,7 +68,7 @@ def _family_lines(family: Family, budget: Budget) -> list[str]:
              f"{_range([f.params for f in members], full=True)} params, {_range([f.macs for f in members])} MACs, "
              f"{_range([f.activation_memory for f in members], unit='B')} of activations per image"]
     if family.invalid:
-        values, error = family.invalid[0]
+        values, error, _ = family.invalid[0]
         member = ", ".join(f"{k}={value_text(v)}" for k, v in values.items())
         lines.append(f"  {len(family.invalid)} of {family.checked} do not load, e.g. {member}: {error}")
     if budget.limits:

@@ -35,13 +35,14 @@ class Family:
         total: How many members there are (``None``: continuous values, infinitely many).
         checked: How many were loaded.
         members: ``(values, figures)`` of each valid member loaded.
-        invalid: ``(values, error)`` of each member that does not load.
+        invalid: ``(values, error, path)`` of each member that does not load; ``path`` is the searched
+            value's ``--set`` path the error is at (``None``: elsewhere, e.g. a ``--limit``).
     """
 
     total: int | None
     checked: int = 0
     members: list[tuple[dict[str, Any], Figures]] = field(default_factory=list)
-    invalid: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    invalid: list[tuple[dict[str, Any], str, str | None]] = field(default_factory=list)
 
     @property
     def exhaustive(self) -> bool:
@@ -59,15 +60,18 @@ class Family:
 
 
 def explore_family(source: Any, overrides: Sequence[str], space: Space, *, limits: Limits | None = None,
-                   limit: int = FAMILY_LIMIT, seconds: float = FAMILY_SECONDS) -> Family:
+                   limit: int | None = None, seconds: float | None = None) -> Family:
     """Load members of the family (every one when there are at most ``limit``) and measure them.
 
-    The first and last value of every dimension (the family's two corners) are always loaded; the
-    rest are enumerated or sampled with a fixed seed until ``limit`` members or ``seconds`` of work.
+    The first and last value of every dimension (the family's two corners) are always loaded, then
+    each choice's every value at both corners; the rest are enumerated or sampled with a fixed seed
+    until ``limit`` members (:data:`FAMILY_LIMIT`) or ``seconds`` of work (:data:`FAMILY_SECONDS`).
     Each is loaded with ``overrides`` and ``limits``, as the architecture was (``--set``, ``--limit``).
     """
     from blockbuilder.language.architecture import load
 
+    limit = FAMILY_LIMIT if limit is None else limit
+    seconds = FAMILY_SECONDS if seconds is None else seconds
     dimensions = space.architecture_dimensions
     sizes = [d.size for d in dimensions]
     total = None if None in sizes else math.prod(s for s in sizes if s is not None)
@@ -77,13 +81,20 @@ def explore_family(source: Any, overrides: Sequence[str], space: Space, *, limit
         try:
             member = load(source, [*overrides, *(d.override(values[d.path]) for d in dimensions)], limits=limits)
         except (SpecError, UsageError) as exc:
-            family.invalid.append((values, str(exc)))
+            family.invalid.append((values, str(exc), _blamed_path(exc)))
         else:
             family.members.append((values, measure(member)))
         family.checked += 1
         if family.checked >= 2 and time.perf_counter() - started > seconds:
             break
     return family
+
+
+def _blamed_path(error: SpecError | UsageError) -> str | None:
+    """The ``--set`` path an error is located at (an override's values carry its location)."""
+    where = getattr(error, "location", None)
+    text = where.file if where is not None else str(error)
+    return text.removeprefix("--set ").partition("=")[0] if text.startswith("--set ") else None
 
 
 def _members(dimensions: Sequence[Dimension], total: int | None, limit: int) -> Iterator[dict[str, Any]]:
@@ -97,8 +108,10 @@ def _members(dimensions: Sequence[Dimension], total: int | None, limit: int) -> 
     seen: set[str] = set()
     rng = random.Random(0)
     corners = [{d.path: d.corners()[side] for d in dimensions} for side in (0, 1)]
+    choices = ({**corner, d.path: value} for d in dimensions if d.kind == "choice" for value in d.values()
+               for corner in corners)  # so that a choice's value that never loads is seen (check_family)
     randoms = ({d.path: d.random_value(rng) for d in dimensions} for _ in range(limit * 4))
-    for values in itertools.chain(corners, randoms):
+    for values in itertools.chain(corners, choices, randoms):
         key = repr(sorted(values.items()))
         if key in seen:
             continue
@@ -109,17 +122,19 @@ def _members(dimensions: Sequence[Dimension], total: int | None, limit: int) -> 
 
 
 def check_family(family: Family, space: Space, budget: Budget, budget_from_flags: Iterable[str] = ()) -> None:
-    """Fail when no member of the family loads, or none fits the budget.
+    """Fail when no member of the family loads, a choice's value is in no member that loads, or no
+    member fits the budget.
 
     Raises:
-        SpecError: at the ``search:`` section (or the budget key) of the file.
+        SpecError: at the ``search:`` section (the choice's value, the budget key) of the file.
         UsageError: when the budget that nothing fits came from ``--max-params``/``--max-macs``.
     """
     if not family.members:
-        values, error = family.invalid[0]
+        values, error, _ = family.invalid[0]
         member = ", ".join(f"{k}={value_text(v)}" for k, v in values.items()) or "the default member"
         raise SpecError(f"no architecture of the family is valid ({family.span()}); {member}: {error}",
                         space.locs.get("space", space.loc), "search.space")
+    _check_choices(family, space)
     if family.fitting(budget):
         return
     flags = set(budget_from_flags)
@@ -137,6 +152,23 @@ def check_family(family: Family, space: Space, budget: Budget, budget_from_flags
         raise UsageError(f"--{key.replace('_', '-')} {budget.limits[key]}: {message}")
     raise SpecError(message, space.locs.get(f"budget.{key}", space.locs.get("budget", space.loc)),
                     f"search.budget.{key}")
+
+
+def _check_choices(family: Family, space: Space) -> None:
+    """A choice's value that is in no valid member, and is what an error is about (``unknown block type``),
+    is a mistake; one that only makes members too big (``--limit``) or fails with other values is not."""
+    for dimension in space.architecture_dimensions:
+        if dimension.kind != "choice":
+            continue
+        valid = {value_text(values[dimension.path]) for values, _ in family.members}
+        for text, where in zip(dimension.choices, dimension.choice_locs):
+            failed = [(error, path) for values, error, path in family.invalid
+                      if value_text(values[dimension.path]) == text]
+            blamed = [error for error, path in failed if path == dimension.path]
+            if blamed and text not in valid:
+                tried = "the one member" if len(failed) == 1 else f"all {len(failed)} members"
+                raise SpecError(f"{dimension.path}={text} does not load in {tried} of the family with it: "
+                                f"{blamed[0]}", where, f"search.space.{dimension.path}.choice")
 
 
 def check_capacity(family: Family, space: Space, budget: Budget, trials: int) -> None:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ValidationError
 
 from blockbuilder.errors import Location, SpecError, did_you_mean, shown
-from blockbuilder.language.document import Map, Seq, load_text
+from blockbuilder.language.document import Map, Seq
 from blockbuilder.search.space import Dimension
 
 __all__ = ["check_path"]
@@ -109,9 +109,7 @@ def _model_in(annotation: Any) -> Any:
 
 def _dimension_values(dimension: Dimension, spec: Map) -> Iterator[tuple[Any, Location | None]]:
     if dimension.kind == "choice":
-        items = spec.get("choice")
-        for index, text in enumerate(dimension.choices):
-            yield load_text(text), items.loc_of(index) if isinstance(items, Seq) else dimension.loc
+        yield from zip(dimension.values(), dimension.choice_locs)
         return
     bounds = spec.get(dimension.kind)
     low, high = dimension.corners()

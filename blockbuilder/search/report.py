@@ -351,6 +351,11 @@ class Progress:
             f"; {counts.skipped} pruned before training ({_reasons(rows)})"
         self.console.print(f"{plural(counts.finished, 'trial')} finished ({counts.complete} complete"
                            f"{', ' + str(counts.failed) + ' failed' if counts.failed else ''}){pruned}")
+        if search.grid_done:
+            short = f", so fewer than --trials {search.options.trials:,} could finish" \
+                if counts.finished < search.options.trials else ""
+            self.console.print(f"the grid is done: every one of its {plural(search.space.size, 'point')} was "
+                               f"tried{short}")
         best = best_row(rows)
         written = ", ".join(str(search.output / name) for name in ("trials.csv", "best.yaml", "pareto.png")
                             if (search.output / name).exists())

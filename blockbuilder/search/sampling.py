@@ -15,7 +15,7 @@ def make_sampler(space: Space, trials: int, study: Any) -> Any:
 
     seed = space.seed
     if seed is not None:  # the same seed again after a resume would draw the same values again
-        seed += len(study.get_trials(deepcopy=False))
+        seed = (seed + len(study.get_trials(deepcopy=False))) % 2**32  # NumPy takes 0 to 2**32 - 1
     if space.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if space.sampler == "grid":
@@ -33,8 +33,9 @@ def _ask_and_tell_grid(grid: dict[str, list[Any]], seed: int | None) -> Any:
 
     ``GridSampler.after_trial`` calls ``study.stop()`` when the grid is done, which only works inside
     ``study.optimize``: in an ask-and-tell loop it raised ``RuntimeError`` at the last grid point's
-    ``tell`` (the trial itself was saved first). The loop stops by its own count, which a grid search
-    cannot exceed (``--trials`` above the fitting grid points is refused before it starts).
+    ``tell`` (the trial itself was saved first). The loop stops by its own count, or when every point of
+    the grid has been tried (:class:`~blockbuilder.search.study.Search` counts them): after that, the
+    grid sampler would draw its points again.
     """
     import optuna
 

@@ -8,6 +8,7 @@ A pydantic error becomes one ``SpecError`` at the file, line and column of the v
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal, Optional
 
@@ -24,6 +25,10 @@ from blockbuilder.search.space import KINDS, OBJECTIVES, Dimension, Space, value
 
 __all__ = ["SEARCH", "parse_space"]
 
+MAX_INT = 2**53  # Optuna draws an int range through floats: beyond this, not every integer is one
+MAX_STEPS = 2**53
+MAX_SEED = 2**32 - 1  # what Optuna's samplers (NumPy) take
+MAX_GRID = 100_000  # Optuna's grid sampler holds every point of the grid in a list
 _NUMBER_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -87,6 +92,9 @@ def parse_space(document: Map) -> Space:
         section = _Search.model_validate(dict(raw))
     except ValidationError as exc:
         raise spec_error(exc, raw, where, "search", _Search, words=_message) from None
+    if section.seed is not None and not 0 <= section.seed <= MAX_SEED:
+        raise SpecError(f"a seed is a whole number from 0 to {MAX_SEED:,} (2**32 - 1), got {shown(section.seed)}",
+                        raw.loc_of("seed"), "search.seed")
     space_map = raw.get("space")
     if not isinstance(space_map, Map) or not space_map:
         raise SpecError("nothing to search: 'space' maps --set paths to values, e.g. "
@@ -111,6 +119,9 @@ def parse_space(document: Map) -> Space:
         continuous = next(d for d in dimensions if d.size is None)
         raise SpecError(f"the grid sampler needs a finite space, but '{continuous.path}' is continuous "
                         "(give it a step, or use tpe or random)", raw.loc_of("sampler"), "search.sampler")
+    if sampler == "grid" and (space.size or 0) > MAX_GRID:
+        raise SpecError(f"the grid sampler tries every one of the {space.size:,} trials of this space, more than "
+                        f"{MAX_GRID:,}: use tpe or random, or fewer values", raw.loc_of("sampler"), "search.sampler")
     return space
 
 
@@ -168,21 +179,32 @@ def _checked_dimension(kind: str, parsed: Any, spec: Map, key: str, path: str,
                        where: Location | None) -> Dimension:
     if isinstance(parsed, _Choice):
         texts = [value_text(plain(v)) for v in parsed.choice]
+        items = spec["choice"]
+        locs = tuple(items.loc_of(i) if isinstance(items, Seq) else where for i in range(len(texts)))
         duplicate = next((t for i, t in enumerate(texts) if t in texts[:i]), None)
         if duplicate is not None:
-            items = spec["choice"]
-            raise SpecError(f"{duplicate} is listed twice", items.loc_of(texts.index(duplicate, 1 + texts.index(
-                duplicate))) if isinstance(items, Seq) else where, f"{path}.choice")
-        return Dimension(key, "choice", choices=tuple(texts), loc=where)
+            raise SpecError(f"{duplicate} is listed twice", locs[texts.index(duplicate, 1 + texts.index(duplicate))],
+                            f"{path}.choice")
+        return Dimension(key, "choice", choices=tuple(texts), loc=where, choice_locs=locs)
     low, high = parsed.int_ if isinstance(parsed, _IntRange) else parsed.float_
     bounds = spec.loc_of(kind)
     if low > high:
         raise SpecError(f"expected [low, high] with low <= high, got [{low}, {high}]", bounds, f"{path}.{kind}")
+    if kind == "int" and max(abs(low), abs(high)) > MAX_INT:
+        raise SpecError(f"an int range lies within -{MAX_INT:,} and {MAX_INT:,} (2**53, what a float holds "
+                        f"exactly), got [{low}, {high}]", bounds, f"{path}.{kind}")
+    if kind == "float" and not math.isfinite(high - low):
+        raise SpecError(f"the range [{low:g}, {high:g}] is wider than a float can hold: narrow it", bounds,
+                        f"{path}.{kind}")
     if parsed.log and low <= 0:
         raise SpecError(f"a log range starts above 0, got [{low}, {high}]", bounds, f"{path}.{kind}")
     step = parsed.step
     if parsed.log and "step" in spec:
         raise SpecError("a range is either 'log' or has a 'step', not both", spec.loc_of("step"), f"{path}.step")
+    if step is not None and (high - low) / step > MAX_STEPS:
+        raise SpecError(f"the range {high - low:g} wide has more than {MAX_STEPS:,} steps of {step:g} "
+                        "(2**53, past which a float cannot tell the values apart): give a larger step",
+                        spec.loc_of("step"), f"{path}.step")
     if step is not None and not _whole(high - low, step):
         raise SpecError(f"the range {high - low:g} wide is not a whole number of steps of {step:g}",
                         spec.loc_of("step"), f"{path}.step")
@@ -217,7 +239,9 @@ def _message(error: dict[str, Any], model: type[BaseModel], steps: list[Any]) ->
     if kind in ("bool_type", "bool_parsing"):
         return f"expected true or false, got {shown(value)}"
     if kind in ("tuple_type", "too_short", "too_long") and key in ("int", "float"):
-        return f"expected [low, high], got {shown(plain(value))}"
+        return f"expected [low, high], got {shown(plain(list(value) if isinstance(value, tuple) else value))}"
+    if kind == "missing" and steps[-2:-1] in (["int"], ["float"]):  # [] or [low] (read as a tuple)
+        return f"expected [low, high], got {shown(plain(list(value or ())))}"
     if kind == "too_short" and key == "choice":
         return "a choice needs at least one value"
     if kind in ("list_type", "too_short") and key == "choice":

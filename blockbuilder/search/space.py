@@ -30,6 +30,7 @@ import yaml  # type: ignore[import-untyped]
 
 from blockbuilder.errors import Location
 from blockbuilder.language.document import load_text
+from blockbuilder.language.resolve import plain
 from blockbuilder.search.budgets import Budget
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "SAMPLERS",
     "Dimension",
     "Space",
+    "choice_value",
     "value_text",
 ]
 
@@ -52,10 +54,17 @@ def value_text(value: Any) -> str:
     """``value`` as the YAML text of a ``--set`` override that reads back as the same value.
 
     ``yaml.safe_dump`` quotes what YAML would otherwise read as something else (``'yes'``, ``'1e3'``) and
-    writes floats with a dot (``1.0e-05``), which PyYAML needs to read them as numbers.
+    writes floats with a dot (``1.0e-05``), which PyYAML needs to read them as numbers. A value read from
+    a file (its mappings and lists know their lines) is written as the plain value it is.
     """
-    text = str(yaml.safe_dump(value, default_flow_style=True, width=1_000_000_000, allow_unicode=True))
+    text = str(yaml.safe_dump(plain(value), default_flow_style=True, width=1_000_000_000, allow_unicode=True))
     return text.removesuffix("\n...\n").rstrip("\n")
+
+
+def choice_value(text: str) -> Any:
+    """The value a choice's text stands for: plain numbers, text, lists and mappings (an override of it
+    is written back with :func:`value_text`)."""
+    return plain(load_text(text))
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class Dimension:
         step: The step of a range (``None``: any float).
         log: Sample a range uniformly in log space.
         choices: A choice's values, each as the YAML text of its override.
-        loc: Where the dimension is written.
+        loc: Where the dimension is written; ``choice_locs``: where each of a choice's values is.
     """
 
     path: str
@@ -80,6 +89,7 @@ class Dimension:
     log: bool = False
     choices: tuple[str, ...] = ()
     loc: Location | None = None
+    choice_locs: tuple[Location | None, ...] = ()
 
     @property
     def is_training(self) -> bool:
@@ -102,7 +112,7 @@ class Dimension:
         count = self.size
         assert count is not None, self.path
         if self.kind == "choice":
-            return [load_text(text) for text in self.choices]
+            return [choice_value(text) for text in self.choices]
         if self.kind == "int":
             return [int(self.low) + i * int(self.step or 1) for i in range(count)]
         return [self.low + i * (self.step or 0.0) for i in range(count)]
@@ -125,7 +135,7 @@ class Dimension:
     def corners(self) -> tuple[Any, Any]:
         """The first and the last value."""
         if self.kind == "choice":
-            return load_text(self.choices[0]), load_text(self.choices[-1])
+            return choice_value(self.choices[0]), choice_value(self.choices[-1])
         if self.kind == "int":
             return int(self.low), int(self.high)
         return self.low, self.high

@@ -8,6 +8,8 @@ never shown. A study remembers the space it searches, and refuses to continue ov
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from blockbuilder.search.space import Space
 __all__ = ["STUDY_FILE", "open_storage", "open_study", "report_storage_url", "shown_url", "storage_url"]
 
 STUDY_FILE = "study.db"
+_RECORD_START = b'{"op_code":'  # how Optuna writes each journal record
 
 
 def storage_url(storage: str | None, output: Path) -> str:
@@ -37,12 +40,17 @@ def shown_url(url: str) -> str:
         return url
 
 
-def open_storage(url: str) -> Any:
+def open_storage(url: str, *, writing: bool = True) -> Any:
     """An Optuna storage for ``url`` (``sqlite:///``, ``postgresql://``, ``mysql://`` ... or ``journal:PATH``).
+
+    Args:
+        url: The storage.
+        writing: Whether trials will be written (a search), or only read (a report).
 
     Raises:
         UsageError: the URL is not one Optuna knows.
-        CommandError: the database cannot be reached or opened, or its driver is not installed.
+        CommandError: the database cannot be reached or opened, or its driver is not installed; the
+            journal file is not one (damaged, or another program's).
     """
     import optuna
 
@@ -53,10 +61,14 @@ def open_storage(url: str) -> Any:
             raise UsageError(f"--storage {url}: expected journal:PATH, a log file on a shared file system")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _check_journal(path, shown, writing)
             backend = optuna.storages.journal.JournalFileBackend(str(path))
             return optuna.storages.JournalStorage(backend)
         except OSError as exc:
             raise CommandError(f"cannot open the storage {shown}: {exc.strerror or exc}") from None
+        except (KeyError, TypeError, ValueError, AssertionError) as exc:  # Optuna replaying records it cannot
+            raise CommandError(f"cannot open the storage {shown}: {path} is not an Optuna journal "
+                               f"({type(exc).__name__}: {_first_line(exc)})") from None
     import sqlalchemy.exc
 
     scheme = url.partition("://")[0]
@@ -80,6 +92,49 @@ def open_storage(url: str) -> Any:
                            f"(e.g. pip install {driver})") from None
     except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
         raise CommandError(f"cannot open the storage {shown}: {_first_line(exc)}") from None
+
+
+def _check_journal(path: Path, shown: str, writing: bool) -> None:
+    """A journal holds one JSON record of an Optuna operation per line, each ended by a newline.
+
+    A worker killed while it appended leaves the last line cut short. Optuna skips such a line when it
+    reads, but the next record appended would run into it and make one bad line of both; so a search
+    (``writing``) cuts it off first, holding the journal's lock (no one appends meanwhile). Every record
+    before it is kept. A bad line before the last one is an error: nothing is changed.
+
+    Raises:
+        CommandError: the file is damaged, or another program's.
+    """
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    if not path.is_file():
+        return
+    lock = JournalFileSymlinkLock(str(path)) if writing else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        kept = 0
+        with path.open("rb") as stream:
+            for number, line in enumerate(stream, start=1):
+                if not line.endswith(b"\n") and (kept or line.startswith(_RECORD_START)):
+                    if lock is not None:
+                        os.truncate(path, kept)
+                    return
+                if not _is_record(line):
+                    raise CommandError(f"cannot open the storage {shown}: line {number} of {path} is not a "
+                                       "record of an Optuna journal (a damaged file, or another program's)")
+                kept += len(line)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and isinstance(record.get("op_code"), int) and "worker_id" in record
 
 
 def _rdb_storage(url: str, scheme: str, attempts: int = 5) -> Any:
@@ -124,7 +179,7 @@ def open_study(url: str, name: str, space: Space | None) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(url)
+    storage = open_storage(url, writing=space is not None)
     try:
         if space is None:
             return optuna.load_study(storage=storage, study_name=name)

@@ -6,8 +6,10 @@ storage::
     until N trials have finished (complete or pruned by the pruner; budget-pruned ones do not count):
         fail the trials of dead workers, queue each again, remove their half-written run directories
         if the finished and running trials already make N: wait for them
+        if a grid search has tried every point of its grid: stop (say so)
         else: ask Optuna for a trial, apply its values as --set overrides, load and measure it,
               prune it when it is over budget, else train it epoch by epoch (the pruner may stop it)
+    stop with an error after MAX_FAILURES_IN_A_ROW failed trials, or MAX_SKIPPED_IN_A_ROW pruned before training
 
 A trial trains in ``DIR/.partial/trial-NNNN`` and is renamed to ``DIR/trial-NNNN`` when it ends, so a
 run directory is never half-written. A worker marks each trial it runs with its host, process id and
@@ -124,6 +126,8 @@ class Search:
         self.heartbeats: dict[int, tuple[Any, float]] = {}
         self.study: Any = None
         self.record: dict[str, Any] = {}
+        self.skips: list[str] = []  # why each trial since the last trained one was pruned before training
+        self.grid_done = False
 
     # ---- set-up
 
@@ -156,30 +160,49 @@ class Search:
         """Run trials until the study has ``options.trials`` finished ones; return the final tally."""
         if self.study is None:
             self.open()
-        failures = skipped = 0
+        failures = 0
         self.progress.started(self)
         while True:
             trials = self._recover()
             counts = tally(trials)
             if counts.finished >= self.options.trials:
                 break
-            if counts.finished + counts.running >= self.options.trials:
+            left = self._grid_left(trials)
+            if counts.finished + counts.running >= self.options.trials or (left == 0 and counts.running):
                 time.sleep(POLL_SECONDS)  # the last trials run elsewhere; they may yet fail
                 continue
+            if left == 0 and not any(t.state.name == "WAITING" for t in trials):
+                break  # every point of the grid tried: fewer finished than --trials (the family was sampled)
             state = self._run_one()
             failures = failures + 1 if state == "failed" else 0
-            skipped = skipped + 1 if state == "skipped" else 0
+            if state != "skipped":
+                self.skips.clear()
             if failures >= MAX_FAILURES_IN_A_ROW:
                 raise CommandError(f"{failures} trials in a row failed (see 'reason' in "
                                    f"{self.output / 'trials.csv'}); stopping")
-            if skipped >= MAX_SKIPPED_IN_A_ROW:
-                raise CommandError(f"the last {skipped} trials drawn were all pruned before training "
-                                   f"({self.budget.describe()}); the budget leaves too little of the space")
+            if len(self.skips) >= MAX_SKIPPED_IN_A_ROW:
+                raise CommandError(self._skipped_message(counts))
         final = tally(self.study.get_trials(deepcopy=False))
+        self.grid_done = self._grid_left(self.study.get_trials(deepcopy=False)) == 0
         with contextlib.suppress(OSError):
             (self.output / PARTIAL).rmdir()  # when empty
         self.progress.finished(self, final)
         return final
+
+    def _grid_left(self, trials: Sequence[Any]) -> int | None:
+        """How many points of the grid no trial has tried or tries (``None``: not a grid search)."""
+        if self.space.sampler != "grid":
+            return None
+        tried = {tuple(sorted(t.params.items())) for t in trials if t.params and t.state.name != "WAITING"}
+        return max(0, (self.space.size or 0) - len(tried))
+
+    def _skipped_message(self, counts: Tally) -> str:
+        kinds = {kind: self.skips.count(kind) for kind in dict.fromkeys(self.skips)}
+        why = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+        budget = f" and fits {self.budget.describe()}" if self.budget.limits else ""
+        return (f"the last {len(self.skips)} trials drawn were all pruned before training ({why}): the sampler "
+                f"finds no new trial that loads{budget}; stopping at {counts.finished:,} of "
+                f"{self.options.trials:,} finished")
 
     def _recover(self) -> list[Any]:
         """Fail the trials of dead workers (each is queued again) and remove stale partial directories."""
@@ -290,6 +313,7 @@ class Search:
         trial.set_user_attr("skipped", True)
         trial.set_user_attr("reason", reason)
         self.study.tell(trial, state=TrialState.PRUNED)
+        self.skips.append(reason.partition(":")[0])
         if not reason.startswith("surplus"):
             self.progress.skipped(self, trial.number, reason)
         return "skipped"
