@@ -217,3 +217,53 @@ def test_resolve_shows_a_document_that_fails_validation_then_the_error(cli, writ
     assert err == f"{child}:3:21: network[0].conv.filters: expected a positive integer, got -3\n"
     code, out, err = cli("resolve", base, "--set", "classes=3")
     assert (code, err) == (0, "") and out.startswith("input: [8, 8, 1]\nnetwork:")
+
+
+# -- issue 19, items 13 and 14 ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, shown", [('"a/b"', "'a/b'"), ('""', "''"), ("7", "7"), ('"my net"', "'my net'")])
+def test_a_network_name_keras_cannot_take_is_an_error_at_its_line(cli, write, name, shown):
+    path = write(f"name: {name}\n" + HEAD + "network:\n  - flatten\n  - dense: 10\n")
+    for command in ("validate", "summary"):
+        code, out, err = cli(command, path)
+        assert (code, out) == (1, "")
+        assert err == (f"{path}:1:7: name: a network name is letters, digits, '_', '-' and '.' (at most 100), "
+                       f"got {shown}\n")
+
+
+def test_a_network_name_with_dots_and_dashes_is_fine(write):
+    assert blockbuilder.load(write('name: "resnet-50.v1_5"\n' + HEAD + "network:\n  - conv: 4\n")).name == \
+        "resnet-50.v1_5"
+
+
+def _deepest_chain(blocks: int, outer: int) -> str:
+    """:func:`_deep_chain` of 7 sequences a block, inside ``outer`` more sequences in ``network``."""
+    text = _deep_chain(blocks, 7)
+    network = "b0"
+    for _ in range(outer):
+        network = f"{{sequence: [{network}]}}"
+    return text.replace("network:\n  - b0\n", f"network:\n  - {network}\n")
+
+
+def test_the_deepest_legal_nesting_validates_summarises_and_draws(cli, write, tmp_path):
+    """Item 14: expansion allows MAX_NESTING levels; every command after it must take them too."""
+    from blockbuilder.language.scope import MAX_NESTING
+
+    path = write(_deepest_chain(32, MAX_NESTING - 32 * 7 - 1))
+    for args in (("validate",), ("summary",), ("draw", "-o", tmp_path / "deep.svg")):
+        code, out, err = cli(*args, path)
+        assert (code, err) == (0, ""), args
+    one_more = _deepest_chain(32, MAX_NESTING - 32 * 7 - 1).replace("{conv: 4}", "{sequence: [{conv: 4}]}")
+    deeper = write(one_more, "deeper.yaml")
+    for command in ("validate", "summary"):
+        code, out, err = cli(command, deeper)
+        assert code == 1 and f"blocks nested deeper than {MAX_NESTING} levels" in err and "\n" == err[-1]
+        assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_deep_legal_chain_of_branches_validates_and_summarises(cli, write):
+    path = write(_deep_chain(16, 7).replace("{sequence: [", "{branch: [[").replace("]}", "], [identity]]}"))
+    for command in ("validate", "summary"):
+        code, out, err = cli(command, path)
+        assert (code, err) == (0, ""), command

@@ -22,12 +22,13 @@ from blockbuilder.language.budgets import Limits
 from blockbuilder.language.document import Map, Seq, load_text
 from blockbuilder.language.expand import Expander
 from blockbuilder.language.resolve import check_top_level, plain, read_document
-from blockbuilder.language.scope import Scope
+from blockbuilder.language.scope import Scope, recursion_room
 from blockbuilder.language.sections import Section, SectionInput, registered_sections, section_keys
 from blockbuilder.language.substitute import substitute
 
 MAX_INPUT_SIZE = 8192
 INPUT_NAME = re.compile(r"[A-Za-z_][\w-]{0,99}")
+NETWORK_NAME = re.compile(r"[\w][\w.-]{0,99}", re.ASCII)  # also the default name of its .keras file
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ def block_depth(node: Node[Any]) -> int:
     def depth_of(nodes: tuple[Node[Any], ...]) -> int:
         return sum(n.block.depth(n, depth_of) for n in nodes)
 
-    return depth_of((node,))
+    with recursion_room():
+        return depth_of((node,))
 
 
 def load(path_or_name: str | Path, overrides: Iterable[str] = (), limits: Limits | None = None) -> Architecture:
@@ -149,8 +151,7 @@ def from_document(document: Map, path: Path | None, limits: Limits | None = None
     classes = _classes(document, scope, sections)
     if classes is not None:
         scope = {**scope, "classes": classes}
-    name = substitute(document.get("name") or (path.stem if path else "model"), scope, document.loc_of("name"),
-                      "name")
+    name = _name(document, scope, path)
     input_name = _input_name(document)
     expander = Expander(document, limits.blocks)
     root = expander.network(document["network"], input_shape, Scope(scope), input_name, document.loc_of("network"))
@@ -163,7 +164,7 @@ def from_document(document: Map, path: Path | None, limits: Limits | None = None
     read: dict[str, Any] = {}
     for section in sections:
         read.update(section.read(SectionInput(document, scope, root, path, dict(read))))
-    return Architecture(name=str(name), source=path, document=document, input_shape=input_shape, classes=classes,
+    return Architecture(name=name, source=path, document=document, input_shape=input_shape, classes=classes,
                         root=root, sections=read, meta=plain(document.get("meta") or {}), input_name=input_name)
 
 
@@ -214,6 +215,17 @@ def _classes(document: Map, scope: Mapping[str, Any], sections: list[Section]) -
     value = substitute(document["classes"], scope, document.loc_of("classes"), "classes")
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise SpecError(f"expected a positive integer, got {shown(value)}", document.loc_of("classes"), "classes")
+    return value
+
+
+def _name(document: Map, scope: Mapping[str, Any], path: Path | None) -> str:
+    """``name:`` (a name Keras takes for a model), else the file's name."""
+    if document.get("name") is None:
+        return path.stem if path else "model"
+    value = substitute(document["name"], scope, document.loc_of("name"), "name")
+    if not isinstance(value, str) or not NETWORK_NAME.fullmatch(value):
+        raise SpecError(f"a network name is letters, digits, '_', '-' and '.' (at most 100), got {shown(value)}",
+                        document.loc_of("name"), "name")
     return value
 
 

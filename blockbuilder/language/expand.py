@@ -21,9 +21,7 @@ names (``conv1``, ``conv2`` ...) skip every name written or reserved in the same
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,7 +32,8 @@ from blockbuilder.errors import Location, SpecError, did_you_mean, shown
 from blockbuilder.language.document import Map, Seq, loc_of
 from blockbuilder.language.pydantic_errors import spec_error
 from blockbuilder.language.resolve import plain
-from blockbuilder.language.scope import MAX_BLOCK_PARAMS, MAX_BLOCKS, MAX_CALL_DEPTH, MAX_NESTING, Budget, Namer, Scope
+from blockbuilder.language.scope import (MAX_BLOCK_PARAMS, MAX_BLOCKS, MAX_CALL_DEPTH, MAX_NESTING, Budget, Namer,
+                                         Scope, recursion_room)
 from blockbuilder.language.substitute import substitute
 from blockbuilder.language.user_blocks import UserBlock, user_blocks
 
@@ -122,7 +121,7 @@ class Expander:
         if not isinstance(network, Seq) or not network:
             raise SpecError("'network' is a non-empty list of blocks", where, "network")
         site = Site("sequence", where, "network")
-        with _recursion_room():
+        with recursion_room():
             children, out = self.chain(network, input_shape, scope, "", Namer((input_name,), "the model input"),
                                        "network", site)
         return self.make_node("sequence", "network", "", _sequence_spec(), site, input_shape, out,
@@ -383,14 +382,3 @@ def _plain_top(values: Map) -> dict[str, Any]:
 
 def _join(parent: str, name: str) -> str:
     return f"{parent}.{name}" if parent else name
-
-
-@contextmanager
-def _recursion_room() -> Iterator[None]:
-    """Room for :data:`MAX_NESTING` levels of blocks, a handful of Python frames each."""
-    saved = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(saved, MAX_NESTING * 40))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(saved)

@@ -4,18 +4,36 @@ budget of blocks, with the expander's limits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 from blockbuilder.errors import Location, SpecError
 
-__all__ = ["MAX_BLOCKS", "MAX_BLOCK_PARAMS", "MAX_CALL_DEPTH", "MAX_NESTING", "Budget", "Namer", "Scope"]
+__all__ = ["MAX_BLOCKS", "MAX_BLOCK_PARAMS", "MAX_CALL_DEPTH", "MAX_NESTING", "Budget", "Namer", "Scope",
+           "recursion_room"]
 
 MAX_BLOCKS = 20_000
 MAX_NESTING = 256
 MAX_CALL_DEPTH = 32
 MAX_BLOCK_PARAMS = 1_000_000_000
+#: Python frames one level of blocks may take, in expansion or in any walk of the expanded tree.
+FRAMES_PER_LEVEL = 40
+
+
+@contextmanager
+def recursion_room() -> Iterator[None]:
+    """Room for :data:`MAX_NESTING` levels of blocks: expansion refuses deeper nesting (the one place
+    the limit is checked), so whatever recurses over an expanded tree runs inside this and never hits
+    Python's own recursion limit first."""
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(saved, MAX_NESTING * FRAMES_PER_LEVEL))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(saved)
 
 
 @dataclass(frozen=True)

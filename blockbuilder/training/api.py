@@ -67,28 +67,26 @@ def check_data(architecture: Any, written_only: bool = False) -> TrainSpec:
     """The ``train:`` section with its data paths resolved and checked against the model, without TensorFlow.
 
     Each ``folder:``/``npz:`` path must exist, and the data set's classes must be the model's
-    ``classes:`` (``tfds:`` sets are checked when they are loaded). ``train`` runs it; ``validate``
+    ``classes:`` and the units its network ends in (:mod:`blockbuilder.training.classes`; ``tfds:``
+    sets are checked when their info is loaded, still before the model is built). ``train`` runs it; ``validate``
     runs it with ``written_only`` (the default ``digits`` of a file that names no data set is not
     checked: a zoo ImageNet network validates).
 
     Raises:
-        SpecError: a path that does not exist, or a class count that differs (at ``classes:``).
+        SpecError: a path that does not exist, or a class count that differs (at ``classes:``, or at
+            the block that makes the output units).
         DataError: the data set cannot be read.
     """
     spec: TrainSpec = architecture.train
     spec = spec.model_copy(update={key: resolve_dataset(architecture, spec, key) for key in DATA_KEYS})
+    from blockbuilder.training.classes import check_classes
     from blockbuilder.training.sources import class_names_of
 
     if written_only and _data_location(architecture, "dataset") is None:
         return spec
     names = class_names_of(spec.dataset)
-    classes = getattr(architecture, "classes", None)
-    if names is not None and classes is not None and len(names) != classes:
-        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        document: Any = getattr(architecture, "document", None)
-        where = document.loc_of("classes") if hasattr(document, "loc_of") else None
-        raise SpecError(f"the model has {classes} classes but train.dataset '{spec.dataset}' has "
-                        f"{len(names)} ({listed}); write classes: {len(names)}, or classes: auto", where, "classes")
+    if names is not None:
+        check_classes(architecture, spec.dataset, names)
     return spec
 
 

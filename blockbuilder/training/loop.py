@@ -21,6 +21,7 @@ import numpy as np
 from blockbuilder.text import plural
 from blockbuilder.training.batchnorm import chance_warning, needs_recalibration, recalibrate
 from blockbuilder.training.checkpoint import RunState, commit_epoch, test_hook
+from blockbuilder.training.classes import check_classes, output_units
 from blockbuilder.training.data import Splits
 from blockbuilder.training.devices import Placement, place, quiet_saving, resolve_precision, set_determinism
 from blockbuilder.training.evaluation import collect, per_class, write_outputs
@@ -84,7 +85,7 @@ class Trainer:
         self.state = checkpoint.state.model_copy(deep=True) if checkpoint is not None else RunState(seed=spec.seed)
         if self.state.seed != spec.seed:
             raise TrainError(f"--resume: the checkpoint was trained with seed {self.state.seed}, not {spec.seed}")
-        self.precision = resolve_precision(spec.precision, placement.kind)
+        self.precision = resolve_precision(spec.precision, placement.kind, architecture, spec.batch_size)
         keras.mixed_precision.set_global_policy(self.precision)
         set_determinism(spec)
         self.splits = self._load_data()
@@ -115,8 +116,9 @@ class Trainer:
 
     def _load_data(self) -> Splits:
         spec, arch = self.spec, self.architecture
-        splits = load_splits(spec.dataset, arch.input_shape, arch.classes, spec.validation_split,
+        splits = load_splits(spec.dataset, arch.input_shape, output_units(arch) or arch.classes, spec.validation_split,
                              validation=spec.validation, test=spec.test)
+        check_classes(arch, spec.dataset, splits.class_names)  # a tfds set's classes are known now
         if spec.cache:
             splits.train = splits.train.cache()
             splits.validation = splits.validation.cache()

@@ -362,7 +362,7 @@ def check_model_fits(source: str, class_count: int, channels: Any, shape: Any, c
     """The model's input takes images and its outputs cover the source's classes."""
     if class_count > classes:
         raise error(f"data set '{source}' has {plural(class_count, 'class')} but the model has {classes} "
-                    f"(set classes: {class_count})", key)
+                    f"(set classes: {class_count}, or give the last layer {class_count} units)", key)
     if len(shape) != 3 or shape[-1] not in (1, 3):
         raise error(f"data set '{source}' holds images, but the model's input {tuple(shape)} is not "
                     f"(height, width, 1 or 3 channels)", key)

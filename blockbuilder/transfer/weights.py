@@ -173,9 +173,13 @@ def locate(weights: Weights, architecture: Architecture | None = None, *, downlo
         return imagenet.fetch(architecture)
     path = Path(weights.source)
     shown = weights.written if weights.written == weights.source else f"{weights.written} ({path})"
-    if not path.exists():
+    try:
+        found, folder = path.exists(), path.is_dir()
+    except OSError as exc:  # a name longer than the file system allows
+        raise WeightsError(f"weights {shown}: {(exc.strerror or str(exc)).lower()}") from None
+    if not found:
         raise WeightsError(f"weights {shown}: no such file or directory")
-    if path.is_dir():
+    if folder:
         if not (path / RUN_MODEL).is_file():
             raise WeightsError(f"weights {shown}: a folder that holds no run ({RUN_MODEL} is not in it)")
         return path / RUN_MODEL
