@@ -424,3 +424,57 @@ def test_a_grid_search_that_tries_its_whole_grid_ends_cleanly(cli, write, tmp_pa
 
     assert sorted(rows) == ["2", "4", "8"] and {row["state"] for row in rows.values()} == {"complete"}
     assert "Traceback" not in out
+
+
+# -- latency: a budget and an objective, predicted from this machine's latency table ---------------------
+
+
+def _mac_table(monkeypatch, tmp_path) -> None:
+    """A table made here in which a batch of 8 costs 1e-3 ms per MAC of an image: 20,000 MACs are 20 ms."""
+    from blockbuilder.report import latency
+
+    monkeypatch.setenv("BLOCKBUILDER_CACHE", str(tmp_path / "cache"))
+    key = latency.table_key("tensorflow", "float32", "inference", 8)
+    latency.write_table(latency.LatencyTable(key=key, batch_size=8, overhead_ms=0.0, coefficients={},
+                                             general=[0.0, 1.25e-4, 0.0, 0.0], made="2026-12-04T00:00:00"))
+
+
+def test_a_latency_budget_without_a_latency_table_is_an_error_at_its_line(write, tmp_path, monkeypatch):
+    monkeypatch.setenv("BLOCKBUILDER_CACHE", str(tmp_path / "empty"))
+    path = family_file(write, SEARCH.replace("{max_macs: 20000}", "{max_latency_ms: 20}"))
+    import blockbuilder
+
+    with pytest.raises(SpecError) as caught:
+        parse_space(blockbuilder.load(path).document)
+    assert str(caught.value) == (f"{path}:18:28: search.budget.max_latency_ms: latency is predicted from this machine's latency table, "
+                                 "and there is none yet: make it with 'blockbuilder profile ARCH --calibrate' "
+                                 "(inference, float32)")
+
+
+def test_a_latency_budget_prunes_before_building_and_latency_is_an_objective(write, tmp_path, monkeypatch):
+    import csv
+
+    _mac_table(monkeypatch, tmp_path)
+    path = family_file(write, "search:\n  space:\n    variables.filters: {choice: [4, 8, 16]}\n"
+                              "    variables.units: {choice: [16, 64]}\n  objective: [accuracy, latency_ms]\n"
+                              "  budget: {max_latency_ms: 20}\n  seed: 1\n")
+    search = worker(path, tmp_path, 4, None)
+    assert search.space.budget.describe() == "max_latency_ms 20"
+    search.run()
+    with (tmp_path / "out" / "trials.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:6] == ["number", "state", "params", "macs", "val_accuracy", "latency_ms"]
+    measured = [row for row in rows if row["macs"]]  # a duplicate of an earlier trial is not measured again
+    assert measured
+    for row in measured:  # MACs = 576 F + 16 F U + 10 U; the table says 8 * 1.25e-4 ms per MAC
+        assert float(row["latency_ms"]) == pytest.approx(int(row["macs"]) * 1e-3)
+        if int(row["macs"]) > 20_000:  # 16 filters and 64 units: 26,240 MACs, 26.24 ms
+            assert row["state"] == "pruned" and row["run_dir"] == ""
+            assert row["reason"] == f"budget: latency {int(row['macs']) * 1e-3:.2f} ms > max_latency_ms 20"
+    complete = [t for t in search.study.get_trials() if t.state.name == "COMPLETE"]
+    assert complete and all(t.values[1] == pytest.approx(t.user_attrs["macs"] * 1e-3) for t in complete)
+    from blockbuilder.search.report import pareto_front, trial_rows
+
+    assert {t.number for t in search.study.best_trials} == {
+        row.number for row in pareto_front(trial_rows(search.study), "latency_ms")}
+    assert (tmp_path / "out" / "pareto.png").is_file()

@@ -1,7 +1,9 @@
 """What a member of a family costs, counted from its specs (no TensorFlow), and the budget it must fit.
 
 A trial over budget is pruned before it is built or trained: its parameters and multiply-accumulates
-come from :func:`blockbuilder.report.summary.estimate`, its activation memory from the inferred shapes.
+come from :func:`blockbuilder.report.summary.estimate`, its activation memory from the inferred shapes,
+its latency from this machine's latency table (:mod:`blockbuilder.report.latency`, made by
+``blockbuilder profile ARCH --calibrate``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from blockbuilder.text import human
 
 __all__ = ["BUDGET_KEYS", "BYTES_PER_VALUE", "Budget", "Figures", "activation_memory", "measure"]
 
-BUDGET_KEYS = ("max_params", "max_macs", "max_activation_memory")
+BUDGET_KEYS = ("max_params", "max_macs", "max_activation_memory", "max_latency_ms")
 BYTES_PER_VALUE = 4  # float32
 
 
@@ -27,11 +29,13 @@ class Figures:
         macs: Multiply-accumulates of one forward pass of one image.
         activation_memory: Bytes of every block's output for one image in float32 (what training keeps
             for the backward pass), the input included.
+        latency_ms: Milliseconds per batch predicted by the search's latency table (``None`` without one).
     """
 
     params: int
     macs: int
     activation_memory: int
+    latency_ms: float | None = None
 
 
 def activation_memory(architecture: Any) -> int:
@@ -48,12 +52,14 @@ def activation_memory(architecture: Any) -> int:
     return int(values) * BYTES_PER_VALUE
 
 
-def measure(architecture: Any) -> Figures:
-    """Parameters, MACs and activation memory of a loaded architecture, without building it."""
+def measure(architecture: Any, latency: Any = None) -> Figures:
+    """Parameters, MACs, activation memory and (under the latency table ``latency``) predicted
+    milliseconds of a loaded architecture, without building it."""
     from blockbuilder.report.summary import estimate
 
     params, macs = estimate(architecture)
-    return Figures(int(params), int(macs), activation_memory(architecture))
+    predicted = None if latency is None else round(float(latency.predict(architecture.root)), 4)
+    return Figures(int(params), int(macs), activation_memory(architecture), predicted)
 
 
 @dataclass(frozen=True)
@@ -63,13 +69,14 @@ class Budget:
     max_params: int | None = None
     max_macs: int | None = None
     max_activation_memory: int | None = None
+    max_latency_ms: float | None = None
 
     def with_limits(self, **limits: int | None) -> Budget:
         """This budget with the limits given (``None`` values keep the current limit)."""
         return replace(self, **{key: value for key, value in limits.items() if value is not None})
 
     @property
-    def limits(self) -> dict[str, int]:
+    def limits(self) -> dict[str, float]:
         """The limits that are set, by name."""
         return {key: value for key in BUDGET_KEYS if (value := getattr(self, key)) is not None}
 
@@ -77,10 +84,13 @@ class Budget:
         """``None`` when ``figures`` fit, else the reason, e.g. ``macs 310,200 > max_macs 200,000``."""
         for key, limit in self.limits.items():
             value = getattr(figures, key.removeprefix("max_"))
-            if value > limit:
+            if value is not None and value > limit:
+                if key == "max_latency_ms":
+                    return f"latency {value:.2f} ms > {key} {limit:g}"
                 return f"{key.removeprefix('max_')} {value:,} > {key} {limit:,}"
         return None
 
     def describe(self) -> str:
         """``max_macs 200 K, max_params 50.00 K`` (or ``none``)."""
-        return ", ".join(f"{key} {human(value)}" for key, value in self.limits.items()) or "none"
+        return ", ".join(f"{key} {value:g}" if key == "max_latency_ms" else f"{key} {human(value)}"
+                         for key, value in self.limits.items()) or "none"

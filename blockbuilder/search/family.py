@@ -83,7 +83,7 @@ def explore_family(source: Any, overrides: Sequence[str], space: Space, *, limit
         except (SpecError, UsageError) as exc:
             family.invalid.append((values, str(exc), _blamed_path(exc)))
         else:
-            family.members.append((values, measure(member)))
+            family.members.append((values, measure(member, space.latency_table)))
         family.checked += 1
         if family.checked >= 2 and time.perf_counter() - started > seconds:
             break

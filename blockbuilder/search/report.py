@@ -57,6 +57,7 @@ class TrialRow:
     run_dir: str = ""
     depth: int = 0
     overrides: tuple[str, ...] = field(default=(), compare=False)
+    latency_ms: float | None = None  # predicted, when the search predicts latency
 
     @property
     def trained(self) -> bool:
@@ -91,6 +92,7 @@ def trial_rows(study: Any) -> list[TrialRow]:
             run_dir=str(attrs.get("run_dir", "")), depth=int(attrs.get("depth", 0)),
             overrides=tuple(_override(path, value, trial.distributions.get(path))
                             for path, value in trial.params.items()),
+            latency_ms=float(attrs["latency_ms"]) if isinstance(attrs.get("latency_ms"), (int, float)) else None,
         ))
     return rows
 
@@ -120,22 +122,31 @@ def _cell(value: Any) -> str:
 
 
 def write_trials_csv(path: Path, rows: list[TrialRow]) -> None:
-    """``number,state,params,macs,val_accuracy,<one column per searched value>,reason,seconds,run_dir``."""
+    """``number,state,params,macs,val_accuracy,<one column per searched value>,reason,seconds,run_dir``,
+    with ``latency_ms`` after ``val_accuracy`` when the search predicts latency."""
     paths = searched_paths(rows)
+    timed = any(row.latency_ms is not None for row in rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, *paths, *CSV_TAIL])
+    writer.writerow([*CSV_COLUMNS, *(("latency_ms",) if timed else ()), *paths, *CSV_TAIL])
     for row in rows:
         writer.writerow([row.number, row.state, _cell(row.params), _cell(row.macs), _cell(row.val_accuracy),
+                         *((_cell(row.latency_ms),) if timed else ()),
                          *(_cell(row.values.get(p)) for p in paths), row.reason, _cell(row.seconds), row.run_dir])
     with atomic_path(path) as temporary:
         Path(temporary).write_text(buffer.getvalue(), encoding="utf-8")
 
 
-def pareto_front(rows: list[TrialRow]) -> list[TrialRow]:
-    """The trained trials no other beats on both accuracy (higher) and MACs (fewer), by MACs."""
+def _cost(row: TrialRow, by: str) -> float:
+    return float((row.latency_ms if by == "latency_ms" else row.macs) or 0)
+
+
+def pareto_front(rows: list[TrialRow], by: str = "macs") -> list[TrialRow]:
+    """The trained trials no other beats on both accuracy (higher) and cost (fewer MACs, or a lower
+    predicted latency with ``by="latency_ms"``), by cost."""
     front: list[TrialRow] = []
-    for row in sorted((r for r in rows if r.trained), key=lambda r: (r.macs, -(r.val_accuracy or 0.0))):
+    trained = [r for r in rows if r.trained and (by != "latency_ms" or r.latency_ms is not None)]
+    for row in sorted(trained, key=lambda r: (_cost(r, by), -(r.val_accuracy or 0.0))):
         if not front or (row.val_accuracy or 0.0) > (front[-1].val_accuracy or 0.0):
             front.append(row)
     return front
@@ -175,32 +186,38 @@ def write_best_yaml(path: Path, source: str | Path, overrides: list[str], row: T
 
 
 def write_pareto(path: Path, rows: list[TrialRow], *, title: str, dataset: str | None = None,
-                 references: list[Any] = ()) -> Path:  # type: ignore[assignment]
-    """Accuracy against MACs of every trained trial (bubble area = parameters), the Pareto front drawn.
+                 references: list[Any] = (), by: str = "macs", batch_size: int = 8) -> Path:  # type: ignore[assignment]
+    """Accuracy against MACs (``by="latency_ms"``: predicted latency) of every trained trial (bubble
+    area = parameters), the Pareto front drawn.
 
     The bubbles are ``blockbuilder compare``'s chart; ``references`` (``compare`` rows, e.g. zoo
     networks with a reported accuracy) are drawn beside the trials.
     """
     from blockbuilder.report import compare
 
-    front = pareto_front(rows)
+    timed = by == "latency_ms"
+    front = pareto_front(rows, by)
     on_front = {row.number for row in front}
     chart_rows = [compare.Row(f"#{row.number}" + ("*" if row.number in on_front else ""), row.params or 0,
                               row.macs or 0, row.depth, 100.0 * (row.val_accuracy or 0.0),
-                              f"{dataset} validation" if dataset else "validation", row.run_dir)
-                  for row in rows if row.trained]
+                              f"{dataset} validation" if dataset else "validation", row.run_dir,
+                              latency_ms=row.latency_ms)
+                  for row in rows if row.trained and (not timed or row.latency_ms is not None)]
     if not chart_rows:
         raise UsageError("no trial has finished training yet: nothing to draw")
-    plotted = [*chart_rows, *(r for r in references if r.accuracy is not None)]
-    figure = compare._figure(plotted, [r.name for r in references if r.accuracy is None])
+    plotted = [*chart_rows, *(r for r in references if r.accuracy is not None and (not timed or r.latency_ms))]
+    axis: compare.Axis = "predicted-ms" if timed else "macs"
+    figure = compare._figure(plotted, [r.name for r in references if r.accuracy is None], axis, batch_size)
     axes = figure.axes[0]
-    xs = [(row.macs or 0) / 1e9 for row in front]
+    xs = [_cost(row, by) / (1.0 if timed else 1e9) for row in front]
     ys = [100.0 * (row.val_accuracy or 0.0) for row in front]
     axes.step(xs, ys, where="post", color="#222222", linewidth=1.4, zorder=6, label="Pareto front")
     axes.scatter(xs, ys, s=60, facecolors="none", edgecolors="#222222", linewidths=1.6, zorder=6)
-    axes.set_title(f"{title}: accuracy vs operations; line and * = Pareto front, bubble area by parameters",
+    what = "predicted latency" if timed else "operations"
+    axes.set_title(f"{title}: accuracy vs {what}; line and * = Pareto front, bubble area by parameters",
                    fontsize=10, loc="left")
-    _count_axis(axes)
+    if not timed:
+        _count_axis(axes)
     axes.set_ylabel("validation accuracy [%]")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
@@ -229,8 +246,10 @@ def write_reports(output: Path, study: Any, record: dict[str, Any], *, reference
         write_best_yaml(output / "best.yaml", record["architecture"], list(record.get("overrides", [])), best,
                         output, recorded_limits(record))
         if chart:
+            by = "latency_ms" if "latency_ms" in record.get("objectives", []) else "macs"
             write_pareto(output / "pareto.png", rows, title=str(record.get("study", "search")),
-                         dataset=record.get("dataset"), references=list(references))
+                         dataset=record.get("dataset"), references=list(references), by=by,
+                         batch_size=int(record.get("latency_batch") or 8))
     return rows
 
 
@@ -239,13 +258,14 @@ def table(rows: list[TrialRow], trials: int | None = None) -> Any:
     from rich.table import Table
 
     paths = searched_paths(rows)
-    front = {row.number for row in pareto_front(rows)}
+    timed = any(row.latency_ms is not None for row in rows)
+    front = {row.number for row in pareto_front(rows, "latency_ms" if timed else "macs")}
     best = best_row(rows)
     out = Table(title=plural(len(rows), "trial") + (f" (target {trials} finished)" if trials else ""),
                 title_justify="left")
-    right = ("#", *(_short(p, paths) for p in paths), "params", "MACs", "val_accuracy", "time")
-    for column in ("#", "state", *(_short(p, paths) for p in paths), "params", "MACs", "val_accuracy", "time",
-                   "note"):
+    right = ("#", *(_short(p, paths) for p in paths), "params", "MACs", "ms", "val_accuracy", "time")
+    for column in ("#", "state", *(_short(p, paths) for p in paths), "params", "MACs", *(("ms",) if timed else ()),
+                   "val_accuracy", "time", "note"):
         out.add_column(column, justify="right" if column in right else "left")
     for row in rows:
         note = row.reason or ("best" if best is not None and row.number == best.number else
@@ -255,6 +275,7 @@ def table(rows: list[TrialRow], trials: int | None = None) -> Any:
         out.add_row(str(row.number), row.state, *(_shown(row.values.get(p)) for p in paths),
                     f"{row.params:,}" if row.params is not None else "—",
                     human(row.macs) if row.macs is not None else "—",
+                    *((f"{row.latency_ms:.2f}" if row.latency_ms is not None else "—",) if timed else ()),
                     f"{row.val_accuracy:.4f}" if row.val_accuracy is not None else "—",
                     f"{row.seconds:.1f} s" if isinstance(row.seconds, (int, float)) else "—", note)
     return out

@@ -59,6 +59,7 @@ class _Budget(_Strict):
     max_params: Optional[PositiveFloat] = Field(default=None, allow_inf_nan=False)
     max_macs: Optional[PositiveFloat] = Field(default=None, allow_inf_nan=False)
     max_activation_memory: Optional[PositiveFloat] = Field(default=None, allow_inf_nan=False)
+    max_latency_ms: Optional[PositiveFloat] = Field(default=None, allow_inf_nan=False)
 
 
 class _Search(_Strict):
@@ -70,6 +71,7 @@ class _Search(_Strict):
     epochs: Optional[PositiveInt] = None
     trials: Optional[PositiveInt] = None
     seed: Optional[int] = None
+    latency_batch: Optional[PositiveInt] = None
 
 
 _KIND_MODELS: dict[str, type[_Strict]] = {"choice": _Choice, "int": _IntRange, "float": _FloatRange}
@@ -110,11 +112,21 @@ def parse_space(document: Map) -> Space:
     pruner = "none" if multi else section.pruner or "median"
     space = Space(
         dimensions=dimensions, objectives=objectives, sampler=sampler, pruner=pruner,
-        budget=Budget(**{key: None if value is None else int(value)
+        budget=Budget(**{key: None if value is None else value if key == "max_latency_ms" else int(value)
                          for key, value in section.budget.model_dump().items()}),
-        epochs=section.epochs, trials=section.trials, seed=section.seed, loc=where,
+        epochs=section.epochs, trials=section.trials, seed=section.seed, latency_batch=section.latency_batch,
+        loc=where,
         locs={key: raw.loc_of(key) for key in raw} | _budget_locs(raw),
     )
+    if space.uses_latency and space.latency_table is None:
+        budget = raw.get("budget")
+        in_budget = isinstance(budget, Map) and "max_latency_ms" in budget
+        at = budget.loc_of("max_latency_ms") if in_budget else raw.loc_of("objective")  # type: ignore[union-attr]
+        batch = f" --batch-size {section.latency_batch}" if section.latency_batch else ""
+        raise SpecError("latency is predicted from this machine's latency table, and there is none yet"
+                        f"{f' for batch {section.latency_batch}' if batch else ''}: make it with 'blockbuilder "
+                        f"profile ARCH --calibrate{batch}' (inference, float32)", at,
+                        "search.budget.max_latency_ms" if in_budget else "search.objective")
     if sampler == "grid" and space.size is None:
         continuous = next(d for d in dimensions if d.size is None)
         raise SpecError(f"the grid sampler needs a finite space, but '{continuous.path}' is continuous "
@@ -141,8 +153,8 @@ def _objectives(value: str | list[str], raw: Map) -> tuple[str, ...]:
             raise SpecError(f"unknown objective '{name}'{did_you_mean(name, OBJECTIVES)}: one of "
                             f"{', '.join(OBJECTIVES)}", where, "search.objective")
     if not names or names[0] != "accuracy" or len(set(names)) != len(names):
-        raise SpecError("the objective is 'accuracy', or a list that starts with accuracy and adds 'macs' "
-                        f"and/or 'params' once each, got {shown(value)}", raw.loc_of("objective"),
+        raise SpecError("the objective is 'accuracy', or a list that starts with accuracy and adds 'macs', "
+                        f"'params' and/or 'latency_ms' once each, got {shown(value)}", raw.loc_of("objective"),
                         "search.objective")
     return tuple(names)
 

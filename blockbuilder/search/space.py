@@ -21,6 +21,7 @@ a :class:`Space`. This module imports neither Optuna nor TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 KINDS = ("choice", "int", "float")
-OBJECTIVES = ("accuracy", "macs", "params")
+OBJECTIVES = ("accuracy", "macs", "params", "latency_ms")
 SAMPLERS = ("tpe", "random", "grid", "nsga2")
 PRUNERS = ("median", "hyperband", "none")
 
@@ -186,6 +187,8 @@ class Space:
         epochs: Epochs per trial (``None``: the ``train:`` section's).
         trials: How many trials when ``--trials`` is not given.
         seed: The sampler's seed (``None``: a fresh one per worker).
+        latency_batch: The batch size of the latency table that ``max_latency_ms`` and the ``latency_ms``
+            objective use (``None``: the newest inference table made on this machine).
         loc: Where the section is written; ``locs`` holds each key's location.
     """
 
@@ -197,8 +200,24 @@ class Space:
     epochs: int | None = None
     trials: int | None = None
     seed: int | None = None
+    latency_batch: int | None = None
     loc: Location | None = None
     locs: dict[str, Location | None] = field(default_factory=dict)
+
+    @property
+    def uses_latency(self) -> bool:
+        return "latency_ms" in self.objectives or self.budget.max_latency_ms is not None
+
+    @functools.cached_property
+    def latency_table(self) -> Any:
+        """This machine's inference table the search predicts latency with (``None`` when it uses none)."""
+        if not self.uses_latency:
+            return None
+        from blockbuilder.report import latency
+
+        tables = [t for t in latency.tables_here() if latency.describe(t).startswith("inference,")
+                  and (self.latency_batch is None or t.batch_size == self.latency_batch)]
+        return tables[0] if tables else None
 
     @property
     def multi_objective(self) -> bool:

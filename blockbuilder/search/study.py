@@ -151,6 +151,7 @@ class Search:
             "storage": shown_url(self.url) if self.options.storage else STUDY_FILE,
             "dataset": getattr(self.architecture.train, "dataset", None),
             "objectives": list(self.space.objectives), "trials": self.options.trials, "epochs": self.epochs,
+            **({"latency_batch": self.space.latency_table.batch_size} if self.space.latency_table else {}),
         }
         write_search_file(self.output, self.record)
 
@@ -268,10 +269,12 @@ class Search:
             member = self._load(values)
         except (SpecError, UsageError) as exc:
             return self._skip(trial, f"invalid: {exc}")
-        figures = measure(member)
+        figures = measure(member, self.space.latency_table)
         for key, value in (("params", figures.params), ("macs", figures.macs),
                            ("activation_memory", figures.activation_memory), ("depth", member.depth)):
             trial.set_user_attr(key, int(value))
+        if figures.latency_ms is not None:
+            trial.set_user_attr("latency_ms", figures.latency_ms)
         over = self.budget.check(figures)
         if over is not None:
             return self._skip(trial, f"budget: {over}")
