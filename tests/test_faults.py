@@ -421,3 +421,33 @@ def test_export_tolerance_is_a_finite_number_of_zero_or_more(cli, tmp_path: Path
     last = err.splitlines()[-1]  # argparse's own errors print the usage first, as every command's do
     assert last.startswith("blockbuilder export: error: ") and ("argument --tolerance" in last) is not accepted, err
     assert accepted or code == 2
+
+
+def _zip_bomb(path: Path, inflated: int = 100 * 2**20) -> Path:
+    """A ``.keras`` archive of a few hundred KB whose weights entry inflates to ``inflated`` bytes of zeros."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", "{}")
+        with archive.open("model.weights.h5", "w", force_zip64=True) as entry:
+            block = bytes(2**20)
+            for _ in range(inflated // len(block)):
+                entry.write(block)
+    return path
+
+
+def test_a_zip_bomb_is_refused_by_its_declared_sizes_before_anything_inflates(tmp_path: Path) -> None:
+    bomb = _zip_bomb(tmp_path / "bomb.keras")
+    assert bomb.stat().st_size < 2**20
+    argvs = {"validate": ["validate", "uses.yaml"], "predict": ["predict", "bomb.keras", "x.png"],
+             "summary": ["summary", "lenet5", "--weights", "bomb.keras"]}
+    for name in argvs:  # each case writes its output in its own folder
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "bomb.keras").symlink_to(bomb)
+    (tmp_path / "validate" / "uses.yaml").write_text("extends: lenet5\nweights: bomb.keras\n")
+    expected = ("its model.weights.h5 would inflate from {:,} to 104,857,600 bytes, more than 50x: not a model's "
+                "archive (a zip bomb?)").format(zipfile.ZipFile(bomb).getinfo("model.weights.h5").compress_size)
+    got = run_all({name: (argv, tmp_path / name) for name, argv in argvs.items()})
+    assert got["validate"].code == 1 and got["validate"].err == (
+        f"uses.yaml:2:10: weights bomb.keras: {bomb.name}: {expected}\n"), got["validate"].err
+    for name in ("predict", "summary"):
+        assert got[name].code in (1, 2) and got[name].err.count("\n") == 1, got[name].err
+        assert expected in got[name].err and "Traceback" not in got[name].err, got[name].err

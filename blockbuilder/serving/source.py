@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from blockbuilder.errors import CommandError
-from blockbuilder.files import regular_file
+from blockbuilder.files import check_zip_entries, regular_file
 
 RUN_DIR_MODEL = "model.keras"
 KERAS_CONFIG = "config.json"  # the model's structure, in every .keras archive
@@ -109,6 +109,7 @@ def check_archive(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
+            check_zip_entries(archive, path, ExportError)
     except (OSError, zipfile.BadZipFile, ValueError):
         raise ExportError(f"{path}: cannot read model (not a valid .keras archive)") from None
     if KERAS_CONFIG not in names:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from blockbuilder.errors import CommandError, Location, SpecError
-from blockbuilder.files import regular_file
+from blockbuilder.files import check_zip_entries, regular_file
 from blockbuilder.language.document import Map
 from blockbuilder.serving.source import first_line
 from blockbuilder.text import listed, plural
@@ -224,6 +224,7 @@ def _check_file(weights: Weights, path: Path) -> None:
             if KERAS_WEIGHTS not in archive.namelist():
                 raise WeightsError(f"weights {weights.written}: {path} is a zip archive without {KERAS_WEIGHTS} "
                                    "(not a Keras model)")
+            check_zip_entries(archive, f"weights {weights.written}: {path}", WeightsError)
         return
     if not h5py.is_hdf5(path):
         raise WeightsError(f"weights {weights.written}: {path} is not an HDF5 file (damaged, or not a weights file)")
@@ -264,7 +265,10 @@ def read_weights_file(path: Path, model_names: Sequence[str] = ()) -> StoredWeig
 
     try:
         if path.suffix == ".keras":
-            with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read(KERAS_WEIGHTS)), "r") as f:
+            with zipfile.ZipFile(path) as archive:
+                check_zip_entries(archive, path, WeightsError)
+                data = archive.read(KERAS_WEIGHTS)
+            with h5py.File(io.BytesIO(data), "r") as f:
                 return StoredWeights(path, tuple(_keras3_layers(f, path)))
         with h5py.File(path, "r") as f:
             if _layout(f) == "keras3":
