@@ -167,7 +167,7 @@ def test_a_huge_base_file_is_refused_through_extends(tmp_path):
 def test_params_that_are_not_a_mapping_point_at_their_line(write):
     message = error_of(write, HEAD + "blocks:\n  unit:\n    params: 7\n    body: [conv: 4]\nnetwork: [unit]\n")
     assert message == ("arch.yaml:5:13: blocks.unit.params: 'params' maps each parameter to a type (int, float, "
-                       "number, bool, str, list, any) or a default value, got 7")
+                       "number, bool, str, list, block, any) or a default value, got 7")
 
 
 def test_a_huge_bad_value_is_cut_in_the_message(write):

@@ -1,4 +1,5 @@
-"""``repeat``: a body expanded ``times`` times, with the index (``$i``) counting from 0."""
+"""``repeat``: a body expanded ``times`` times, with the index (``$i``) counting from 0; ``times: 0`` is no
+block at all (its input passes on, as through ``identity``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ MAX_REPEAT = 10_000
 class RepeatSpec(BlockSpec):
     """``repeat: {times: 3, body: [...]}``; the index is ``i`` unless ``index`` renames it."""
 
-    times: Annotated[int, Bounded(gt=0, le=MAX_REPEAT)]
+    times: Annotated[int, Bounded(ge=0, le=MAX_REPEAT)]
     index: Annotated[str, Bounded(pattern=r"^[A-Za-z_]\w*$")] = "i"
 
 

@@ -35,4 +35,7 @@ class ZeroPad(Block[ZeroPadSpec]):
         return (shape[0] + top + bottom, shape[1] + left + right, shape[2])
 
     def build(self, node: Node[ZeroPadSpec], x: Any, ctx: BuildContext) -> Any:
-        return ctx.layers.ZeroPadding2D(padding_amounts(node.spec.padding), name=node.path)(x)
+        amounts = padding_amounts(node.spec.padding)
+        if amounts == ((0, 0), (0, 0)):
+            return x  # no padding is no layer, as for identity
+        return ctx.layers.ZeroPadding2D(amounts, name=node.path)(x)

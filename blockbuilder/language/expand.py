@@ -38,6 +38,8 @@ from blockbuilder.language.substitute import substitute
 from blockbuilder.language.user_blocks import UserBlock, user_blocks
 
 NAME = re.compile(r"[A-Za-z_][\w-]{0,99}")
+#: The keys of an entry that are not its block type or an argument: its name and its condition.
+ENTRY_KEYS = ("name", "if")
 
 
 # -- what a combinator sees -----------------------------------------------------------------------
@@ -132,7 +134,8 @@ class Expander:
     def chain(self, raw: Any, shape: Shape, scope: Scope, parent: str, namer: Namer, doc_path: str,
               owner: Site) -> tuple[tuple[Node[Any], ...], Shape]:
         items, locs, paths = self._items(raw, owner, doc_path)
-        entries = [self.read_entry(item, where, path, scope) for item, where, path in zip(items, locs, paths)]
+        read = [self.read_entry(item, where, path, scope) for item, where, path in zip(items, locs, paths)]
+        entries = [entry for entry in read if entry is not None]
         namer.expect([entry.name for entry in entries if entry.name is not None])
         nodes = []
         for entry in entries:
@@ -141,14 +144,25 @@ class Expander:
             shape = node.output_shape
         return tuple(nodes), shape
 
-    def read_entry(self, item: Any, where: Location | None, doc_path: str, scope: Scope) -> Entry:
-        """Step 1: an entry's type, arguments (shorthands made full) and written name."""
+    def read_entry(self, item: Any, where: Location | None, doc_path: str, scope: Scope) -> Entry | None:
+        """Step 1: an entry's type, arguments (shorthands made full) and written name; ``None`` for an entry
+        its ``if:`` leaves out.
+
+        An entry written as ``$name`` or ``${expr}`` is evaluated first: to a block name, or to a block
+        entry (a block-valued parameter such as ``act: {activation: relu}``, read at its own line).
+        """
+        if isinstance(item, str) and "$" in item:
+            item = substitute(item, scope.names, where, doc_path)
+            if isinstance(item, Map):
+                return self.read_entry(item, item.loc or where, doc_path, scope)
         if isinstance(item, str):
             return Entry(self._known_type(item, where, doc_path), Map(loc=where), None, where, doc_path, where)
         if not isinstance(item, Map) or not item:
             raise SpecError(f"expected a block (a name, or a mapping like {{conv: {{filters: 32}}}}), "
                             f"got {shown(plain(item))}", where, doc_path)
-        keys = [key for key in item if key != "name"]
+        if "if" in item and not _condition(item, scope, doc_path):
+            return None
+        keys = [key for key in item if key not in ENTRY_KEYS]
         types = [key for key in keys if self._is_type(key)]
         if len(types) != 1:
             if not types and keys:
@@ -223,12 +237,17 @@ class Expander:
         user = self.user_blocks[name]
         values = substitute(self._with_defaults(name, entry.args), scope.names, where, f"{doc_path}.{name}")
         params = user.bind(values, where, f"{doc_path}.{name}")
+        for key, param in user.params.items():  # a block argument names a known block, checked at its line
+            if param.kind == "block" and key in values:
+                self.read_entry(values[key], values.loc_of(key), f"{doc_path}.{name}.{key}", scope)
         # The body sees the global names, its parameters, and the width of its input (in_channels).
         body_scope = Scope({**self.globals, "in_channels": shape[-1] if shape else 0, **params},
                            (*scope.calls, name), scope.nesting)
         try:
-            if isinstance(user.body, Map):  # a body that is one block becomes that block, with the user's name
-                inner = self.read_entry(user.body, user.body_loc, f"{user.doc_path}.body", body_scope)
+            # A body that is one block becomes that block, with the user's name (one its 'if' leaves out: nothing).
+            inner = (self.read_entry(user.body, user.body_loc, f"{user.doc_path}.body", body_scope)
+                     if isinstance(user.body, Map) else None)
+            if inner is not None:
                 inner = replace(inner, name=None)
                 node = (self._user(inner, path, shape, body_scope) if inner.type in self.user_blocks
                         else self._builtin(inner, path, shape, body_scope))
@@ -345,6 +364,16 @@ def _validate(block: Block[Any], values: Mapping[str, Any], raw: Map, where: Loc
         return block.Spec.model_validate(dict(values))
     except ValidationError as exc:
         raise spec_error(exc, raw, where, doc_path, block.Spec) from None
+
+
+def _condition(item: Map, scope: Scope, doc_path: str) -> bool:
+    """An entry's ``if:``, evaluated: true keeps the entry, false leaves it out; anything else is an error."""
+    where, path = item.loc_of("if"), f"{doc_path}.if"
+    value = substitute(item["if"], scope.names, where, path)
+    if not isinstance(value, bool):
+        raise SpecError(f"'if' is true or false (a condition like \"${{stride == 2}}\"), got {shown(plain(value))}",
+                        where, path)
+    return value
 
 
 def _label(entry: Entry) -> str:

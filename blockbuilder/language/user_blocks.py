@@ -12,7 +12,7 @@ from blockbuilder.language.document import Map, loc_of
 
 PARAM_TYPES: dict[str, type | tuple[type, ...]] = {
     "int": int, "float": (int, float), "number": (int, float), "bool": bool, "str": str, "list": list,
-    "any": object,
+    "block": (str, dict), "any": object,
 }
 DEFINITION_KEYS = ("params", "body", "doc")
 
