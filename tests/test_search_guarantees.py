@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import textwrap
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from test_search import postgres_url  # noqa: F401 - a fixture: a throwaway PostgreSQL server
 
 FAMILY = """
 name: tiny
@@ -34,8 +36,9 @@ train: {epochs: 1}
 """  # the search section starts at line 12
 
 
-def family_file(write, search: str, name: str = "arch.yaml") -> Path:
-    return write(textwrap.dedent(FAMILY).lstrip() + textwrap.dedent(search).lstrip("\n"), name)
+def family_file(write, search: str, name: str = "arch.yaml", network: str = "tiny") -> Path:
+    text = textwrap.dedent(FAMILY).lstrip().replace("name: tiny", f"name: {network}", 1)
+    return write(text + textwrap.dedent(search).lstrip("\n"), name)
 
 
 def error_line(cli, *args: Any) -> tuple[int, str]:
@@ -415,3 +418,143 @@ def test_any_search_section_validates_or_is_one_line_of_error(cli, write, monkey
         assert code in (1, 2), (code, err, text)
         assert len(err.strip().splitlines()) == 1, (err, text)
         assert err.startswith((f"{path}:", "blockbuilder validate: error: ")), (err, text)
+
+
+# -- issue 23: a search directory holds one search; a search writes nowhere else; a report writes nothing ---
+
+
+def files_of(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` (relative) -> its bytes (``None``: a directory)."""
+    return {str(path.relative_to(folder)): None if path.is_dir() else path.read_bytes()
+            for path in sorted(folder.rglob("*"))}
+
+
+def test_a_search_of_another_name_into_a_search_directory_is_refused_and_changes_nothing(search, write, tmp_path):
+    """It rewrote search.json, trained a trial of its own study, and orphaned the finished one."""
+    output = tmp_path / "out"
+    assert search(family_file(write, GRID), "--trials", "2", "--output", output)[0] == 0
+    assert search_report_ok(output)
+    before = files_of(output)
+    other = family_file(write, GRID, "other.yaml", network="other")
+    code, line = error_line(search, other, "--trials", "3", "--output", output)
+    assert (code, line) == (2, f"blockbuilder search: error: --output {output} holds the search 'tiny' "
+                               "(search.json), not 'other': choose another --output, or run the file of "
+                               "'tiny' to continue it")
+    assert files_of(output) == before
+
+
+def search_report_ok(output: Path) -> bool:
+    from blockbuilder.cli.main import main
+
+    return main(["search-report", str(output), "--json"]) == 0 and (output / "trials.csv").is_file()
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/x", "..", "."])
+def test_a_network_name_that_is_not_a_plain_file_name_cannot_name_the_search_directory(search, write, tmp_path,
+                                                                                          monkeypatch, name):
+    """``searches/NAME`` is the default --output: ``name: ../../x`` wrote search.json and study.db outside.
+
+    The language refuses such a name; the search must not depend on it, so here the language takes any."""
+    from blockbuilder.language import architecture
+
+    monkeypatch.setattr(architecture, "NETWORK_NAME", re.compile(r".+"))
+    name = name.replace("/abs", str(tmp_path / "abs"))
+    path = family_file(write, GRID, network=f"'{name}'")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = files_of(tmp_path)
+    code, line = error_line(search, path, "--trials", "1")
+    assert (code, line) == (2, f"blockbuilder search: error: the network name '{name}' is not a plain file name, "
+                               "so it cannot name the search directory searches/NAME: give --output DIR")
+    assert files_of(tmp_path) == before
+
+
+def test_a_storage_that_goes_away_during_a_trial_is_one_line_that_says_how_to_continue(search, write, tmp_path,
+                                                                                      monkeypatch):
+    """A PostgreSQL server stopped during a trial gave 300 lines of traceback (StorageInternalError).
+
+    Simulated: from the first epoch on, every statement the storage sends fails as a lost connection does."""
+    import sqlalchemy.exc
+    import sqlalchemy.orm
+
+    from blockbuilder.search import study, trainer
+
+    def server_stops(architecture, run_dir, epochs, on_epoch):
+        def gone(*args: Any, **kwargs: Any) -> None:
+            raise sqlalchemy.exc.OperationalError("UPDATE trials", {}, Exception(
+                "server closed the connection unexpectedly\n\tThis probably means the server terminated"))
+
+        monkeypatch.setattr(sqlalchemy.orm.Session, "execute", gone)
+        return fake_trainer(architecture, run_dir, epochs, on_epoch)
+
+    monkeypatch.setattr(trainer, "train_with_blockbuilder", server_stops)
+    path, output = family_file(write, GRID), tmp_path / "out"
+    code, line = error_line(search, path, "--trials", "2", "--output", output)
+    url = f"sqlite:///{(output / 'study.db').resolve()}"
+    assert (code, line) == (1, f"blockbuilder search: error: the storage {url} went away (server closed the "
+                               "connection unexpectedly): the trials it holds are kept; run the same "
+                               "'blockbuilder search' again, once it is back, to continue the search")
+
+    monkeypatch.undo()  # the storage is back; the worker that ran the lost trial is gone
+    monkeypatch.setattr(trainer, "train_with_blockbuilder", fake_trainer)
+    monkeypatch.setattr(study, "alive", lambda pid, started: False)
+    code, out, err = search(path, "--trials", "2", "--output", output)
+    assert (code, err) == (0, "")
+    assert "trial 0 was interrupted: marked failed, queued to run again" in out.splitlines()
+    assert "2 trials finished (2 complete, 1 failed)" in out.splitlines()
+
+
+@pytest.mark.parametrize("storage", [None, "journal"])
+def test_search_report_on_a_directory_without_its_storage_writes_nothing(cli, tmp_path, storage):
+    """It created an empty study.db (or journal) in the folder, then said it has no study."""
+    folder = tmp_path / "search"
+    folder.mkdir()
+    url = f"journal:{folder / 'search.log'}" if storage else None
+    (folder / "search.json").write_text(json.dumps({"study": "tiny", **({"storage": url} if url else {})}))
+    before = files_of(tmp_path)
+    code, line = error_line(cli, "search-report", folder)
+    shown = url or f"sqlite:///{(folder / 'study.db').resolve()}"
+    assert (code, line) == (1, f"blockbuilder search-report: error: cannot open the storage {shown}: no such file "
+                               "or directory")
+    assert files_of(tmp_path) == before
+
+
+def test_a_postgresql_server_stopped_during_a_trial_is_one_line(search, write, tmp_path, monkeypatch, postgres_url):
+    """The same, with a real server (tools/install-postgres.sh): a fast shutdown while trial 0 trains."""
+    import signal
+
+    import sqlalchemy
+
+    from blockbuilder.search import trainer
+
+    def server_stops(architecture, run_dir, epochs, on_epoch):
+        engine = sqlalchemy.create_engine(postgres_url)
+        with engine.connect() as connection:
+            data = connection.execute(sqlalchemy.text("SHOW data_directory")).scalar_one()
+        engine.dispose()
+        pid = int((Path(data) / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGINT)  # PostgreSQL's fast shutdown: it ends every session
+        for _ in range(300):
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.1)
+        return fake_trainer(architecture, run_dir, epochs, on_epoch)
+
+    monkeypatch.setattr(trainer, "train_with_blockbuilder", server_stops)
+    code, line = error_line(search, family_file(write, GRID), "--trials", "2", "--output", tmp_path / "out",
+                            "--storage", postgres_url)
+    assert code == 1
+    assert line.startswith(f"blockbuilder search: error: the storage {postgres_url} went away (")
+    assert line.endswith("): the trials it holds are kept; run the same 'blockbuilder search' again, once it is "
+                         "back, to continue the search")
+
+
+def test_docs_say_what_a_search_directory_refuses():
+    from conftest import REPO
+
+    text = " ".join((REPO / "docs" / "search.md").read_text(encoding="utf-8").split())
+    for words in ("holds the search 'lenet' (search.json), not 'other'", "is not a plain file name",
+                  "a named pipe (FIFO), not a file", "no such file or directory`, and nothing is created",
+                  "went away (…): the trials it holds are kept"):
+        assert words in text, words

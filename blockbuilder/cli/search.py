@@ -56,6 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def check(args: argparse.Namespace) -> None:
     """Check the section, the family, the budget, the directory and the storage; open the study."""
     from blockbuilder.errors import SpecError, UsageError
+    from blockbuilder.search.directory import default_output
     from blockbuilder.search.family import check_capacity, check_family, explore_family
     from blockbuilder.search.report import Progress
     from blockbuilder.search.section import parse_space
@@ -66,6 +67,7 @@ def check(args: argparse.Namespace) -> None:
     if "search" not in arch.document:
         raise SpecError("no 'search:' section: it says which values vary (see docs/search.md)",
                         arch.document.loc, "search")
+    output = Path(args.output) if args.output else default_output(arch.name)
     space = parse_space(arch.document)
     trials = args.trials or space.trials
     if trials is None:
@@ -76,7 +78,6 @@ def check(args: argparse.Namespace) -> None:
     family = explore_family(arch.source, loaded.overrides, space, limits=loaded.limits)
     check_family(family, space, budget, flags)
     check_capacity(family, space, budget, trials)
-    output = Path(args.output) if args.output else Path("searches") / arch.name
     options = SearchOptions(trials=trials, output=output, epochs=args.epochs, storage=args.storage,
                             overrides=loaded.overrides, limits=loaded.limits)
     search = Search(arch.source, arch, space, budget, options, train_with_blockbuilder, progress=None)

@@ -5,27 +5,52 @@ says what it searches, and ``.partial/``, where a trial trains before its run di
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from blockbuilder.errors import CommandError, UsageError
-from blockbuilder.files import atomic_path
+from blockbuilder.files import atomic_path, regular_file
 from blockbuilder.language.budgets import Limits
 
-__all__ = ["PARTIAL", "SEARCH_FILE", "changed_limits", "check_output", "read_search_file", "recorded_limits",
-           "write_search_file"]
+__all__ = ["PARTIAL", "SEARCH_FILE", "changed_limits", "check_output", "default_output", "read_search_file",
+           "recorded_limits", "write_search_file"]
 
 SEARCH_FILE = "search.json"
 PARTIAL = ".partial"
 
 
-def check_output(output: Path) -> None:
-    """A search directory is new, empty, or one that ``blockbuilder search`` made."""
+def default_output(name: str) -> Path:
+    """``searches/NAME``, the search directory when ``--output`` is not given.
+
+    Raises:
+        UsageError: the network's name is not a plain file name (``..``, ``a/b``, ``/abs``): it would put
+            the directory anywhere.
+    """
+    if name in ("", ".", "..") or "\\" in name or Path(name).name != name:
+        raise UsageError(f"the network name '{name}' is not a plain file name, so it cannot name the search "
+                         "directory searches/NAME: give --output DIR")
+    return Path("searches") / name
+
+
+def check_output(output: Path, study: str) -> None:
+    """A search directory is new, empty, or one that ``blockbuilder search`` made for the study ``study``.
+
+    Raises:
+        UsageError: ``output`` is a file, holds other files, or holds another search (another ``name:``).
+        CommandError: its ``search.json`` cannot be read.
+    """
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output {output} is a file, not a directory")
-    if output.is_dir() and any(output.iterdir()) and not (output / SEARCH_FILE).is_file():
+    if not output.is_dir() or not any(output.iterdir()):
+        return
+    if not os.path.lexists(output / SEARCH_FILE):
         raise UsageError(f"--output {output} holds other files (no {SEARCH_FILE}): choose a new directory")
+    held = str(read_search_file(output)["study"])
+    if held != study:
+        raise UsageError(f"--output {output} holds the search '{held}' ({SEARCH_FILE}), not '{study}': choose "
+                         f"another --output, or run the file of '{held}' to continue it")
 
 
 def changed_limits(limits: Limits) -> dict[str, int]:
@@ -50,9 +75,12 @@ def read_search_file(output: Path) -> dict[str, Any]:
 
     Raises:
         UsageError: ``output`` is not a search directory.
+        CommandError: its ``search.json`` is not a regular file (a FIFO would hang), or not one it wrote.
     """
     path = output / SEARCH_FILE
     try:
+        if os.path.lexists(path):
+            regular_file(path)
         record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{output} is not a search directory (no {SEARCH_FILE}; 'blockbuilder search' "

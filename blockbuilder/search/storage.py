@@ -11,13 +11,17 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from blockbuilder.errors import CommandError, UsageError
+from blockbuilder.files import not_regular
 from blockbuilder.search.space import Space
 
-__all__ = ["STUDY_FILE", "open_storage", "open_study", "report_storage_url", "shown_url", "storage_url"]
+__all__ = ["STUDY_FILE", "open_storage", "open_study", "report_storage_url", "shown_url", "storage_lost",
+           "storage_url"]
 
 STUDY_FILE = "study.db"
 _RECORD_START = b'{"op_code":'  # how Optuna writes each journal record
@@ -59,6 +63,7 @@ def open_storage(url: str, *, writing: bool = True) -> Any:
         path = Path(url.removeprefix("journal:"))
         if not str(path) or str(path) == ".":
             raise UsageError(f"--storage {url}: expected journal:PATH, a log file on a shared file system")
+        _check_file(path, shown, writing)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _check_journal(path, shown, writing)
@@ -78,12 +83,16 @@ def open_storage(url: str, *, writing: bool = True) -> Any:
     from sqlalchemy.engine import make_url
 
     try:
-        make_url(url).get_dialect()
+        parsed = make_url(url)
+        parsed.get_dialect()
     except sqlalchemy.exc.NoSuchModuleError:
         raise UsageError(f"--storage {shown}: unknown kind of database '{scheme}' (sqlite, postgresql, "
                          "mysql, or journal:PATH)") from None
     except sqlalchemy.exc.ArgumentError as exc:
         raise UsageError(f"--storage {shown}: {_first_line(exc)}") from None
+    if scheme.startswith("sqlite") and parsed.database and parsed.database != ":memory:" \
+            and not parsed.database.startswith("file:"):
+        _check_file(Path(parsed.database), shown, writing)
     try:
         return _rdb_storage(url, scheme)
     except ImportError:
@@ -92,6 +101,40 @@ def open_storage(url: str, *, writing: bool = True) -> Any:
                            f"(e.g. pip install {driver})") from None
     except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
         raise CommandError(f"cannot open the storage {shown}: {_first_line(exc)}") from None
+
+
+def _check_file(path: Path, shown: str, writing: bool) -> None:
+    """A storage file that is there is a regular file (a FIFO would hang); one only read must be there.
+
+    Opening a SQLite file or a journal creates it: a report would leave an empty one behind.
+
+    Raises:
+        CommandError: it is not a regular file, or it is missing and the storage is only read.
+    """
+    if writing and not os.path.lexists(path):
+        return
+    why = not_regular(path)
+    if why is not None:
+        raise CommandError(f"cannot open the storage {shown}: {why}")
+
+
+@contextmanager
+def storage_lost(url: str) -> Iterator[None]:
+    """Turn the storage failing while a search runs (a database server stopped) into one line.
+
+    Raises:
+        CommandError: the storage raised Optuna's ``StorageInternalError`` or an SQLAlchemy error.
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, sqlalchemy.exc.SQLAlchemyError) else exc
+        raise CommandError(f"the storage {shown_url(url)} went away ({_first_line(cause)}): the trials it holds "
+                           "are kept; run the same 'blockbuilder search' again, once it is back, to continue the "
+                           "search") from None
 
 
 def _check_journal(path: Path, shown: str, writing: bool) -> None:

@@ -40,7 +40,7 @@ from blockbuilder.search.budgets import Budget, Figures, measure
 from blockbuilder.search.directory import PARTIAL, changed_limits, check_output, write_search_file
 from blockbuilder.search.sampling import make_pruner, make_sampler, suggest
 from blockbuilder.search.space import Space
-from blockbuilder.search.storage import STUDY_FILE, open_study, shown_url, storage_url
+from blockbuilder.search.storage import STUDY_FILE, open_study, shown_url, storage_lost, storage_url
 from blockbuilder.search.trainer import Trainer, TrialOutcome
 from blockbuilder.search.workers import Heartbeat, alive, this_worker
 
@@ -133,7 +133,11 @@ class Search:
 
     def open(self) -> None:
         """Check the directory, open (or continue) the study, write ``search.json``."""
-        check_output(self.output)
+        with storage_lost(self.url):
+            self._open()
+
+    def _open(self) -> None:
+        check_output(self.output, self.name)
         if self.options.storage:  # an unreachable database leaves no directory behind
             self.study = open_study(self.url, self.name, self.space)
         try:
@@ -158,7 +162,15 @@ class Search:
     # ---- the loop
 
     def run(self) -> Tally:
-        """Run trials until the study has ``options.trials`` finished ones; return the final tally."""
+        """Run trials until the study has ``options.trials`` finished ones; return the final tally.
+
+        Raises:
+            CommandError: the storage went away (a database server stopped): one line that says how to go on.
+        """
+        with storage_lost(self.url):
+            return self._run()
+
+    def _run(self) -> Tally:
         if self.study is None:
             self.open()
         failures = 0
