@@ -28,8 +28,10 @@ from typing import Any
 
 from blockbuilder.blocks import Node
 
-#: (spatial size, channels) of the calibration networks: CIFAR to ImageNet stages.
-SHAPES = ((56, 16), (32, 16), (32, 32), (28, 64), (16, 64), (14, 128), (8, 128), (7, 256))
+#: (spatial size, channels) of the calibration networks: CIFAR to ImageNet stages (a stem's 112 x 112 to
+#: a last stage's 7 x 7 x 512: time per MAC is not the same when the tensors outgrow the caches).
+SHAPES = ((112, 16), (56, 16), (56, 64), (32, 16), (32, 32), (28, 64), (28, 128), (16, 64), (14, 128),
+          (14, 256), (8, 128), (7, 256), (7, 512))
 #: What the calibration times at each shape. Blocks that keep the shape are timed in a chain of
 #: :data:`CHAIN` copies against one copy (the difference is a block's cost inside a network, without a
 #: call's fixed cost); the rest alone, less the fixed cost of a call of a model that does nothing.
@@ -47,6 +49,9 @@ KEEPING = (
     "residual: {{body: [identity], shortcut: identity}}",
     "residual: {{body: [identity], shortcut: identity, after: relu}}",
     "inverted_residual: {{filters: {c}, expansion: 6}}",
+    "separable_conv: {{filters: {c}, kernel: 3, norm: batchnorm, activation: relu}}",
+    "layer_norm: {{}}",
+    "convnext_block: {{}}",
 )
 CHANGING = """
   - zero_pad: 1
