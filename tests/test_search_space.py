@@ -129,9 +129,9 @@ def error_of(write, search: str) -> str:
     ("search:\n  space:\n    train.batch_size: {choice: [32, 0]}\n",
      "arch.yaml:14:37: search.space.train.batch_size: train.batch_size cannot be 0: input should be greater "
      "than 0"),
-    ("search:\n  space:\n    train.optimizer.learning_rate: {float: [1e-4, 0.01]}\n",
+    ("search:\n  space:\n    train.optimizer.learning_rate: {float: ['1e-4', 0.01]}\n",
      "arch.yaml:14:45: search.space.train.optimizer.learning_rate.float[0]: expected a number, got '1e-4' "
-     "(YAML reads 1e-4 as text: write it with a dot, e.g. 1.0e-4)"),
+     "(a number in quotes is text: leave the quotes out)"),
     ("search:\n  space:\n    variables.units: {int: [16, 64], step: 10}\n",
      "arch.yaml:14:44: search.space.variables.units.step: the range 48 wide is not a whole number of steps of 10"),
     ("search:\n  space:\n    variables.units: {int: [0, 64], log: true}\n",

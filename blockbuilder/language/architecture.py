@@ -14,12 +14,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from blockbuilder.blocks import Node
 from blockbuilder.errors import Location, SpecError, shown
 from blockbuilder.language.budgets import Limits
-from blockbuilder.language.document import Map, Seq, load_text
+from blockbuilder.language.document import Map, Seq, dump, load_text
 from blockbuilder.language.expand import Expander
 from blockbuilder.language.resolve import check_top_level, plain, read_document
 from blockbuilder.language.scope import Scope, recursion_room
@@ -90,7 +89,7 @@ class Architecture:
 
 def document_yaml(document: Map) -> str:
     """A merged document as YAML text."""
-    text: str = yaml.safe_dump(plain(document), sort_keys=False, default_flow_style=None, width=100)
+    text: str = dump(plain(document), sort_keys=False, default_flow_style=None, width=100)
     return text
 
 

@@ -7,12 +7,14 @@ over the composed node graph is bounded, so alias bombs and absurd nesting end i
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from blockbuilder.errors import Location, SpecError
+from blockbuilder.errors import Location, SpecError, shown
 
 MAX_NODES = 50_000
 MAX_DEPTH = 64
@@ -22,6 +24,28 @@ _SAFE_TAGS = {
     "tag:yaml.org,2002:" + name
     for name in ("str", "int", "float", "bool", "null", "map", "seq")
 }
+
+#: YAML 1.2 floats that YAML 1.1 (PyYAML) reads as text: an exponent without a dot or without a sign
+#: (``1e-5``, ``3E2``, ``2.5e3``), as people write them after PyTorch.
+EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading YAML 1.2 floats as numbers."""
+
+
+class Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting text that YAML 1.2 reads as a number (the string ``'1e3'``), so what
+    ``resolve``, ``search`` and ``best.yaml`` write reads back as the value it was."""
+
+
+def dump(value: Any, **options: Any) -> str:
+    """``yaml.safe_dump`` with :class:`Dumper`: the YAML text of ``value``."""
+    return str(yaml.dump(value, Dumper=Dumper, **options))
+
+
+for _reader in (_Loader, Dumper):  # a project's own classes: PyYAML's stay as they are
+    _reader.add_implicit_resolver("tag:yaml.org,2002:float", EXPONENT_FLOAT, list("-+0123456789."))
 
 
 class Map(dict[Any, Any]):
@@ -78,7 +102,7 @@ def load_text(text: str | bytes, filename: str = "<string>") -> Any:
         raise SpecError(f"file too large ({len(text):,} bytes, at most {MAX_BYTES:,})",
                         Location(filename, 1, 1))
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(filename, mark.line + 1, mark.column + 1) if mark else Location(filename, 1, 1)
@@ -115,7 +139,7 @@ class _Converter:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.visited = 0
-        self.constructor = yaml.SafeLoader("")
+        self.constructor = _Loader("")
 
     def location(self, node: yaml.Node) -> Location:
         return Location(self.filename, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -138,9 +162,12 @@ class _Converter:
                 items.locs.append(self.location(item))
             return items
         try:
-            return self.constructor.construct_object(node, deep=True)
+            value = self.constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
             raise SpecError(f"bad scalar: {exc}", self.location(node)) from None
+        if isinstance(value, float) and math.isinf(value) and "inf" not in str(node.value).lower():
+            raise SpecError(f"number too large for a float: {shown(node.value)}", self.location(node))
+        return value
 
     def mapping(self, node: yaml.MappingNode, depth: int) -> Map:
         result = Map(loc=self.location(node))

@@ -12,8 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from blockbuilder.errors import Location, SpecError, UsageError, did_you_mean
-from blockbuilder.language.document import Map, Seq, load_file, load_text, loc_of
+from blockbuilder.errors import Location, SpecError, UsageError, did_you_mean, shown
+from blockbuilder.files import not_regular
+from blockbuilder.language.document import MAX_DEPTH, Map, Seq, load_file, load_text, loc_of
 
 #: The keys the language reads itself; the registered sections add theirs (:mod:`language.sections`).
 LANGUAGE_KEYS = ("name", "description", "extends", "input", "input_name", "classes", "variables",
@@ -36,13 +37,16 @@ def find(path_or_name: str | Path) -> Path:
     """A path as given when it exists, else the zoo file of that name.
 
     Raises:
-        UsageError: when it is neither.
+        UsageError: when it is neither, or is there but not a regular file (a FIFO, a device).
     """
     path = Path(path_or_name)
-    if path.is_file():
+    why = not_regular(path)
+    if why is None:
         return path
     if path.is_dir():
         raise UsageError(f"{path} is a directory, not an architecture file")
+    if path.exists():  # a FIFO or a device: said, not looked for in the zoo
+        raise UsageError(f"{path}: {why}")
     name = str(path_or_name)
     candidate = zoo_dir() / f"{name.removesuffix('.yaml')}.yaml"
     if "/" not in name and candidate.is_file():
@@ -79,7 +83,7 @@ def _with_bases(path: Path, chain: list[Path]) -> Map:
         raise SpecError("'extends' names one file or zoo architecture", where, "extends")
     base_path = path.parent / base_name
     try:
-        base_file = base_path if base_path.is_file() else find(base_name)
+        base_file = find(base_path if base_path.exists() else base_name)
     except UsageError as exc:
         raise SpecError(str(exc), where, "extends") from None
     merged: Map = merge(_with_bases(base_file, [*chain, resolved]), document)
@@ -110,6 +114,8 @@ def apply_override(document: Map, override: str) -> None:
     steps = _SET_PATH.findall(path_text)
     if not steps or "".join(s if s.startswith("[") else f".{s}" for s in steps).lstrip(".") != path_text:
         raise UsageError(f"--set path '{path_text}' is not like 'train.epochs' or 'network[2].conv.filters'")
+    if len(steps) > MAX_DEPTH:  # the file's own nesting budget: deeper would recurse past Python's limit
+        raise UsageError(f"--set {shown(path_text, 40)}: nests deeper than {MAX_DEPTH} levels")
     where = Location(f"--set {override}", 0, 0)
     try:
         value = load_text(value_text, where.file) if value_text.strip() else ""

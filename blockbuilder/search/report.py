@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
 
 from blockbuilder.errors import CommandError, SpecError, UsageError
 from blockbuilder.files import atomic_path
 from blockbuilder.language.budgets import Limits
+from blockbuilder.language.document import dump
 from blockbuilder.search.directory import recorded_limits
 from blockbuilder.text import human, plural
 
@@ -180,7 +180,7 @@ def write_best_yaml(path: Path, source: str | Path, overrides: list[str], row: T
     header = (f"# the best trial ({row.number}) of the search in {search_dir}: val_accuracy {accuracy}, "
               f"{row.params:,} params, {human(row.macs or 0)} MACs\n"
               + "".join(f"#   --set {override}\n" for override in row.overrides))
-    text = header + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
+    text = header + dump(document, sort_keys=False, default_flow_style=None, width=100)
     with atomic_path(path) as temporary:
         Path(temporary).write_text(text, encoding="utf-8")
 

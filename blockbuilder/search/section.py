@@ -244,7 +244,7 @@ def _message(error: dict[str, Any], model: type[BaseModel], steps: list[Any]) ->
     if kind in ("float_type", "float_parsing", "finite_number"):
         hint = ""
         if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
-            hint = f" (YAML reads {value} as text: write it with a dot, e.g. {_dotted(value)})"
+            hint = " (a number in quotes is text: leave the quotes out)"
         return f"expected a number, got {shown(value)}{hint}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"expected an integer, got {shown(value)}"

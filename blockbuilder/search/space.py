@@ -30,7 +30,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 
 from blockbuilder.errors import Location
-from blockbuilder.language.document import load_text
+from blockbuilder.language.document import dump, load_text
 from blockbuilder.language.resolve import plain
 from blockbuilder.search.budgets import Budget
 
@@ -58,7 +58,7 @@ def value_text(value: Any) -> str:
     writes floats with a dot (``1.0e-05``), which PyYAML needs to read them as numbers. A value read from
     a file (its mappings and lists know their lines) is written as the plain value it is.
     """
-    text = str(yaml.safe_dump(plain(value), default_flow_style=True, width=1_000_000_000, allow_unicode=True))
+    text = dump(plain(value), default_flow_style=True, width=1_000_000_000, allow_unicode=True)
     return text.removesuffix("\n...\n").rstrip("\n")
 
 
