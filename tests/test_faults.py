@@ -189,16 +189,7 @@ READERS = {
 }
 
 #: Cases that fail for a cause outside this change's files (strict: each must be removed once it passes).
-OPENS = "reads the file without blockbuilder.files.regular_file"
-KNOWN: dict[str, str] = {
-    **{f"{reader}-fifo": f"{where} {OPENS}" for reader, where in (
-        ("report-metrics", "training.rundir"), ("evaluate-metrics", "training.evaluate"),
-        ("search-report", "search.directory.read_search_file"))},
-    **{f"evaluate-model-{fault}": "training.evaluate loads with the pass-through serving.source.load_model, "
-                                  "after TensorFlow, not with load_keras_file after check_archive"
-       for fault in ("empty", "garbage", "truncated", "foreign")},
-    "train-data-npz-truncated": "training.sources: np.load's zipfile.BadZipFile is not caught",
-}
+KNOWN: dict[str, str] = {}
 
 CASES = [pytest.param(reader, fault, id=f"{reader}-{fault}",
                       marks=[pytest.mark.xfail(reason=KNOWN[f"{reader}-{fault}"], strict=True)]
@@ -389,8 +380,7 @@ def test_a_huge_samples_is_refused_before_anything_is_allocated(cli, tmp_path: P
 
 @pytest.mark.parametrize("case", [
     "validate-weights:-fifo",
-    pytest.param("train-npz-string-labels", marks=pytest.mark.xfail(
-        strict=True, reason="training.sources turns npz labels with int() (a traceback)")),
+    "train-npz-string-labels",
 ])
 def test_what_is_left_to_other_modules(tmp_path: Path, case: str) -> None:
     """``validate`` ok is a promise (it says nothing of a FIFO in ``weights:``); a string is never a number."""

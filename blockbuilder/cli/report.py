@@ -72,7 +72,7 @@ def print_test_results(folder: Path, metrics: dict[str, Any], heading: str) -> N
     out.print(heading)
     shown = plural(examples, "image") if isinstance(examples, int) else f"{examples} images"
     out.print(f"test ({shown}): " + "  ".join(
-        f"{key} {_number(value)}" for key, value in test.items() if not isinstance(value, (list, dict))))
+        f"{key} {_number(value)}" for key, value in test.items() if not isinstance(value, (list, dict, str))))
     rows = test.get("per_class") or []
     if rows:
         table = Table(title="per class (test)")
@@ -81,6 +81,8 @@ def print_test_results(folder: Path, metrics: dict[str, Any], heading: str) -> N
         for row in rows:
             table.add_row(*(_number(row.get(key)) for key in ("class", "precision", "recall", "f1", "support")))
         out.print(table)
+    if isinstance(test.get("per_class_omitted"), str):
+        out.print(f"per class: {test['per_class_omitted']}")
     confused = test.get("most_confused") or []
     if confused:
         out.print("most confused: " + ", ".join(f"{c['true']} -> {c['predicted']} ({c['count']})" for c in confused))

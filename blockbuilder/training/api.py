@@ -19,7 +19,7 @@ import yaml  # type: ignore[import-untyped]
 from blockbuilder.errors import SpecError
 from blockbuilder.training.checkpoint import latest_checkpoint, remove_partial
 from blockbuilder.training.plan import EpochHook, Plan, Run, TrainOptions
-from blockbuilder.training.rundir import choose_run_dir, discard_run_dir, make_run_dir
+from blockbuilder.training.rundir import choose_run_dir, claim_new_run_dir, discard_run_dir, make_run_dir
 from blockbuilder.training.spec import TrainError, TrainSpec
 
 __all__ = ["EpochHook", "Plan", "Run", "TrainOptions", "plan", "run_plan", "train"]
@@ -137,6 +137,8 @@ def plan(architecture: Any, options: TrainOptions) -> Plan:
         SpecError: a data set path that does not exist (with its file, line and column).
         TrainError: the run directory holds a run (without ``--resume``), ``--resume`` finds no run,
             its checkpoint is damaged, or its settings differ (beyond ``train.epochs``).
+
+    A new run's directory is claimed by :func:`run_plan`.
     """
     spec = check_data(architecture)
     for key in DATA_KEYS:
@@ -145,7 +147,13 @@ def plan(architecture: Any, options: TrainOptions) -> Plan:
             from blockbuilder.training.data import check_folder
 
             check_folder(source.partition(":")[2])
-    run_dir = choose_run_dir(architecture.name, options.output, options.resume, options.runs_root)
+        elif source is not None and source.startswith("npz:") and key != "dataset":
+            from blockbuilder.training.classes import output_units
+            from blockbuilder.training.sources import check_npz_labels
+
+            check_npz_labels(source, key, output_units(architecture) or architecture.classes)
+    shared = options.process_id not in (None, 0)  # process 0 of a multi-process run claims the directory
+    run_dir = choose_run_dir(architecture.name, options.output, options.resume, options.runs_root, shared)
     notices: list[str] = []
     checkpoint = None
     if options.resume:
@@ -168,18 +176,26 @@ def plan(architecture: Any, options: TrainOptions) -> Plan:
 
         check_source(architecture)
     made = make_run_dir(run_dir)
-    return Plan(architecture, spec, run_dir, checkpoint, notices, made)
+    return Plan(architecture, spec, run_dir, checkpoint, notices, made, new=not (options.resume or shared))
 
 
 def run_plan(decided: Plan, options: TrainOptions) -> Run:
     """Train as decided (imports TensorFlow and Keras, quietly).
 
-    A run that fails before it commits its first epoch (weights that cannot be fetched, data that
-    does not load) leaves no run directory behind: it removes the one its plan made.
+    A new run first claims its directory, before TensorFlow, by writing its ``resolved.yaml``
+    (:func:`~blockbuilder.training.rundir.claim_run_dir`): of two processes starting a run in one
+    directory, one trains and the other is refused, having written nothing. A run that fails before
+    it commits its first epoch (weights that cannot be fetched, data that does not load) leaves no run
+    directory behind: it removes the one its plan made (or what it wrote into one that was empty).
+
+    Raises:
+        TrainError: another process claimed the run directory first (with ``--output``).
     """
     from blockbuilder.errors import BlockbuilderError
     from blockbuilder.quiet import import_keras_quietly
 
+    if decided.new and not decided.claimed:
+        _claim(decided, options)
     import_keras_quietly()
     from blockbuilder.training.loop import run_training
 
@@ -187,8 +203,17 @@ def run_plan(decided: Plan, options: TrainOptions) -> Run:
         return run_training(decided, options)
     except BlockbuilderError:
         if latest_checkpoint(decided.run_dir) is None:
-            discard_run_dir(decided.run_dir, decided.made)
+            discard_run_dir(decided.run_dir, decided.made, decided.claimed)
         raise
+
+
+def _claim(decided: Plan, options: TrainOptions) -> None:
+    """Claim the planned run directory (without ``--output``: the next free one, when another process
+    took it first); the plan then names the directory it claimed and the folders made for it."""
+    arch = decided.architecture
+    run_dir, made = claim_new_run_dir(arch.name, options.output, options.runs_root, arch.to_yaml(), decided.run_dir)
+    decided.made = decided.made if run_dir == decided.run_dir else made
+    decided.run_dir, decided.claimed = run_dir, True
 
 
 def _overridden(arch: Any, overrides: Sequence[str]) -> Any:

@@ -21,6 +21,8 @@ import numpy as np
 import yaml  # type: ignore[import-untyped]
 
 from blockbuilder.errors import CommandError
+from blockbuilder.files import regular_file
+from blockbuilder.serving.source import check_archive
 from blockbuilder.training import sources
 from blockbuilder.training.rundir import read_metrics
 
@@ -63,8 +65,11 @@ def _run_facts(run_dir: Path) -> tuple[list[str], str, float]:
     if not isinstance(names, list) or not names:
         raise CommandError(f"{run_dir / 'metrics.json'}: not the metrics of a blockbuilder run (no class_names)")
     split = 0.1  # the default, when resolved.yaml does not say
+    path = run_dir / "resolved.yaml"
+    if path.exists():
+        regular_file(path)  # a FIFO would block the read for ever
     try:
-        resolved = yaml.safe_load((run_dir / "resolved.yaml").read_text(encoding="utf-8")) or {}
+        resolved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         split = float(((resolved.get("train") or {}).get("validation_split")) or 0.1)
     except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError, yaml.YAMLError):
         pass
@@ -76,14 +81,16 @@ def check_evaluation(run: str | Path, data: Optional[str] = None, output: Option
     """Check a run, a data source and an output folder, without TensorFlow.
 
     Raises:
-        CommandError: the run has no model or metrics, or the output holds an evaluation (without ``force``).
+        CommandError: the run has no model or metrics, they are not such files (a FIFO, a damaged or
+            foreign archive ...), or the output holds an evaluation (without ``force``).
         DataError: the data source is malformed or its path does not exist.
     """
     run_dir = Path(run)
     if not run_dir.is_dir():
         raise CommandError(f"{run}: no such run directory")
-    if not (run_dir / MODEL_FILE).is_file():
+    if not (run_dir / MODEL_FILE).exists():
         raise CommandError(f"{run_dir / MODEL_FILE}: missing (a run writes it when it finishes)")
+    check_archive(run_dir / MODEL_FILE)  # a FIFO, an empty or a foreign file: one line, before TensorFlow
     names, trained_on, split = _run_facts(run_dir)
     source = data or trained_on
     kind, where = sources.dataset_kind(source, "test")
@@ -131,11 +138,13 @@ def evaluate(plan: Evaluation, batch_size: int = 64) -> dict[str, Any]:
     Returns:
         The content of the ``metrics.json`` written (``test``: loss, accuracy, per-class results).
     """
-    from blockbuilder.serving.source import load_model
+    from blockbuilder.quiet import import_keras_quietly
+    from blockbuilder.serving.source import load_keras_file
     from blockbuilder.training.evaluation import collect, per_class, write_outputs
     from blockbuilder.training.rundir import strict_json, write_text
 
-    model = load_model(str(plan.run_dir / MODEL_FILE))
+    import_keras_quietly()
+    model = load_keras_file(plan.run_dir / MODEL_FILE)
     shape = tuple(int(d) for d in model.input_shape[1:])
     batches, count = _batches(plan, shape, batch_size)
     if count == 0:

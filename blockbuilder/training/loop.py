@@ -357,7 +357,7 @@ class Trainer:
 
     def run(self) -> Run:
         """Train, test and write every output."""
-        if self.leader and self.resumed_from is None:
+        if self.leader and self.resumed_from is None and self.options.resume:  # a new run's is its claim (api)
             write_text(self.run_dir / "resolved.yaml", self.architecture.to_yaml())
         self.reporter.start(self.architecture.name, self.spec, self.placement.kind, self.precision,
                             self.splits.sizes, self.resumed_from)

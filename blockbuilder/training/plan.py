@@ -85,6 +85,8 @@ class Plan:
         checkpoint: The checkpoint ``--resume`` continues from (``None``: from the start).
         notices: Lines to show before training (changed settings applied on resume ...).
         made: The folders the plan created for the run directory (innermost first).
+        new: Whether it is a new run, whose directory :func:`~blockbuilder.training.api.run_plan` claims.
+        claimed: Whether that directory is claimed (its ``resolved.yaml`` written).
     """
 
     architecture: Any
@@ -93,3 +95,5 @@ class Plan:
     checkpoint: Optional[Checkpoint]
     notices: list[str] = field(default_factory=list)
     made: list[Path] = field(default_factory=list)
+    new: bool = False
+    claimed: bool = False

@@ -19,8 +19,10 @@ import csv
 import io
 import json
 import math
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -28,11 +30,11 @@ from typing import Any, Optional
 import numpy as np
 
 from blockbuilder.errors import CommandError
-from blockbuilder.files import atomic_path
+from blockbuilder.files import atomic_path, regular_file
 from blockbuilder.training.spec import TrainError
 
-__all__ = ["choose_run_dir", "history_row", "make_run_dir", "strict_json", "write_file", "write_history_csv",
-           "write_text"]
+__all__ = ["choose_run_dir", "claim_new_run_dir", "claim_run_dir", "history_row", "make_run_dir", "strict_json",
+           "write_file", "write_history_csv", "write_text"]
 
 
 # --------------------------------------------------------------------------- files
@@ -119,16 +121,26 @@ def write_history_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------------- where a run goes
 
 
-def _holds_run(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
+RESOLVED = "resolved.yaml"
 
 
-def choose_run_dir(name: str, output: Optional[str | Path], resume: bool, root: str | Path = "runs") -> Path:
+def _holds_run(path: Path, shared: bool = False) -> bool:
+    """Whether ``path`` holds files (``shared``: besides the ``resolved.yaml`` of a run being started)."""
+    return path.is_dir() and any(not shared or entry.name != RESOLVED for entry in path.iterdir())
+
+
+def _taken(path: Path) -> TrainError:
+    return TrainError(f"{path} holds a run already: continue it with --resume, or choose another --output")
+
+
+def choose_run_dir(name: str, output: Optional[str | Path], resume: bool, root: str | Path = "runs",
+                   shared: bool = False) -> Path:
     """The run directory: ``--output``, or ``runs/NAME``, ``runs/NAME-2``, ``runs/NAME-3`` ...
 
     A new run never replaces one: without ``--output`` it takes the first free name; an ``--output``
     that holds files already is refused. ``--resume`` without ``--output`` continues the latest
-    (highest numbered) run of ``NAME``.
+    (highest numbered) run of ``NAME``. ``shared``: the directory of a run that another process (a
+    multi-process run's process 0) claims, so its ``resolved.yaml`` alone is no other run.
 
     Raises:
         TrainError: ``--output`` holds a run, or ``--resume`` finds none.
@@ -137,8 +149,8 @@ def choose_run_dir(name: str, output: Optional[str | Path], resume: bool, root: 
         path = Path(output)
         if resume and not path.is_dir():
             raise TrainError(f"--resume: {path} does not exist (start the run without --resume)")
-        if not resume and _holds_run(path):
-            raise TrainError(f"{path} holds a run already: continue it with --resume, or choose another --output")
+        if not resume and _holds_run(path, shared):
+            raise _taken(path)
         return path
     base = Path(root)
     numbered = [base / name] + [base / f"{name}-{n}" for n in range(2, 10_000)]
@@ -147,7 +159,7 @@ def choose_run_dir(name: str, output: Optional[str | Path], resume: bool, root: 
         if not existing:
             raise TrainError(f"--resume: no run of {name} in {base}/ (start one without --resume)")
         return existing[-1]
-    return next(path for path in numbered if not _holds_run(path))
+    return next(path for path in numbered if not _holds_run(path, shared))
 
 
 def make_run_dir(path: Path) -> list[Path]:
@@ -164,15 +176,79 @@ def make_run_dir(path: Path) -> list[Path]:
     return made
 
 
-def discard_run_dir(path: Path, made: list[Path]) -> None:
-    """Remove a run directory that :func:`make_run_dir` made (``made``), and the parents it made when
-    they are empty again; a directory it did not make is left alone."""
-    if not made or made[0] != path:
+def claim_run_dir(path: Path, resolved: str) -> list[Path]:
+    """Make ``path`` a new run's directory: create it and write its ``resolved.yaml`` (``resolved``) as
+    one atomic, exclusive step, so that of several processes starting a run there exactly one wins.
+
+    The file is written beside the directory, then hard-linked into it (a link, unlike a rename, fails
+    when the name exists); a process that loses writes nothing into the directory. Returns the folders
+    it made.
+
+    Raises:
+        TrainError: ``path`` holds a run (or another process claimed it first), or cannot be created.
+    """
+    made = make_run_dir(path)
+    if _holds_run(path):
+        raise _taken(path)
+    try:
+        _write_new(path / RESOLVED, resolved)
+    except FileExistsError:
+        raise _taken(path) from None
+    except OSError as error:
+        raise TrainError(f"cannot write {path / RESOLVED}: {error.strerror}") from None
+    return made
+
+
+def _write_new(target: Path, text: str) -> None:
+    """Write ``target``, which must not exist (``FileExistsError``), whole: written in a scratch folder
+    beside its directory, then linked in; where that directory's parent is not writable (a mount point),
+    created exclusively in place."""
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f".{target.parent.name}.", suffix=".claim", dir=target.parent.parent))
+    except OSError:
+        with open(target, "x", encoding="utf-8") as file:
+            file.write(text)
         return
-    shutil.rmtree(path, ignore_errors=True)
-    for folder in made[1:]:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+    try:
+        (folder / target.name).write_text(text, encoding="utf-8")
+        os.link(folder / target.name, target)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def claim_new_run_dir(name: str, output: Optional[str | Path], root: str | Path, resolved: str,
+                      planned: Optional[Path] = None) -> tuple[Path, list[Path]]:
+    """Claim a new run's directory (:func:`claim_run_dir`): ``--output``, or the ``planned`` one, or
+    else the next free name when another process claimed it first.
+
+    Returns the run directory and the folders made for it.
+    """
+    path = Path(output) if output is not None else planned or choose_run_dir(name, None, False, root)
+    while True:
+        try:
+            return path, claim_run_dir(path, resolved)
+        except TrainError:
+            if output is not None or not _holds_run(path):
+                raise
+        path = choose_run_dir(name, None, False, root)
+
+
+def discard_run_dir(path: Path, made: list[Path], claimed: bool = False) -> None:
+    """Remove a run directory that :func:`make_run_dir` made (``made``), and the parents it made when
+    they are empty again; of a directory it did not make, only what a run that ``claimed`` it (it was
+    empty then) wrote is removed, and any other is left alone."""
+    if made and made[0] == path:
+        shutil.rmtree(path, ignore_errors=True)
+        for folder in made[1:]:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    elif claimed and path.is_dir():
+        for entry in path.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
 
 
 def _last_index(base: Path, name: str) -> int:
@@ -196,8 +272,10 @@ def read_metrics(run: str | Path) -> dict[str, Any]:
     path = Path(run) / "metrics.json"
     if not Path(run).is_dir():
         raise CommandError(f"{run}: no such run directory")
+    if not path.exists():
+        raise CommandError(f"{path}: missing (a run writes it when it finishes)")
     try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
+        metrics = json.loads(regular_file(path).read_text(encoding="utf-8"))  # a FIFO would block for ever
     except FileNotFoundError:
         raise CommandError(f"{path}: missing (a run writes it when it finishes)") from None
     except (OSError, UnicodeDecodeError, ValueError) as error:
