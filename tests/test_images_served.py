@@ -197,3 +197,23 @@ def test_embed_prints_no_warning(cli, files, tmp_path) -> None:
     assert (code, err) == (0, "")
     assert out.startswith("wrote ")
     assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
+
+
+def test_a_folder_of_tiff_and_webp_images_is_read_as_predict_reads_them(tmp_path: Path) -> None:
+    """Every format predict reads is an image of a ``folder:`` too (.tif, .tiff and .webp were skipped)."""
+    from blockbuilder.training import sources
+
+    for label, value in (("dark", 40), ("light", 220)):
+        (tmp_path / label).mkdir()
+        for k, suffix in enumerate((".tif", ".tiff", ".webp", ".png")):
+            Image.new("L", (8, 8), value).save(tmp_path / label / f"{k}{suffix}")
+    found = sources.read_source(f"folder:{tmp_path}", shape=(8, 8, 1))
+    assert found.class_names == ["dark", "light"] and len(found.parts["train"].labels) == 8
+
+
+def test_a_uint16_npz_is_read_as_a_16_bit_png_is() -> None:
+    from blockbuilder.training.sources import images_array
+
+    x = np.array([[[0, 32768], [65535, 16384]]], np.uint16)
+    assert np.allclose(images_array(x, "npz:x.npz")[..., 0], x / 65535.0)
+    assert np.allclose(images_array(x.astype(np.uint8), "npz:x.npz")[..., 0], x.astype(np.uint8) / 255.0)

@@ -30,7 +30,7 @@ from blockbuilder.text import plural
 __all__ = ["IMAGE_EXTENSIONS", "SPLIT_FOLDERS", "Part", "Source", "check_npz_labels", "class_names_of", "complete",
            "dataset_kind", "folder_layout", "assemble", "locate", "split_parts", "read_source", "role_part"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")  # what serving reads
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0  # the train/validation/test split never depends on the training seed
 #: Sub-folder names of a ``folder:`` laid out in splits, and the split each one is.
@@ -173,7 +173,8 @@ def _read_folder(path: str, key: str) -> Source:
 
 
 def images_array(x: np.ndarray, source: str, key: str = "dataset", shape: Any = None) -> np.ndarray:
-    """Stored images as float32 in ``[0, 1]`` ``(n, h, w, c)`` (integers are read as 0..255)."""
+    """Stored images as float32 in ``[0, 1]`` ``(n, h, w, c)`` (``uint16`` as 0..65535, as a 16-bit PNG
+    is read; other integers as 0..255)."""
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4:
@@ -181,7 +182,7 @@ def images_array(x: np.ndarray, source: str, key: str = "dataset", shape: Any = 
         raise error(f"data set '{source}' has arrays of shape {x.shape[1:]}, not images (H, W[, C]){model}", key)
     if x.dtype.kind not in "uif":
         raise error(f"data set '{source}' has images of type {x.dtype}, not numbers", key)
-    scale = 255.0 if np.issubdtype(x.dtype, np.integer) or x.max(initial=0) > 1.0 else 1.0
+    scale = 65535.0 if x.dtype == np.uint16 else 255.0 if np.issubdtype(x.dtype, np.integer) or x.max(initial=0) > 1.0 else 1.0
     return x.astype(np.float32) / np.float32(scale)
 
 
