@@ -45,19 +45,27 @@ def _gpu_name() -> str:
         return "none"
 
 
+def _job(command: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str] | str:
+    """Run one job of the check; its finished process, or why it has no result (one line)."""
+    try:
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return f"timed out after {timeout:.0f} s"
+    if result.returncode:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        return f"exit {result.returncode}: {tail[0]}"
+    return result
+
+
 def _digits(backend: str, device: str, epochs: int, out: Path, timeout: float) -> dict[str, Any]:
     run_dir = out / f"digits-{backend}"
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, "-m", "blockbuilder", "train", "lenet5", "--device", device, "--output", str(run_dir),
                "--set", f"train.epochs={epochs}"]
     row: dict[str, Any] = {"job": "digits lenet5", "backend": backend, "epochs": epochs}
-    try:
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    except subprocess.TimeoutExpired:
-        return {**row, "error": f"timed out after {timeout:.0f} s"}
-    if result.returncode:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {**row, "error": f"exit {result.returncode}: {tail[0]}"}
+    result = _job(command, env, timeout)
+    if isinstance(result, str):
+        return {**row, "error": result}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {**row, "device": metrics["device"], "precision": metrics["precision"],
             "accuracy": round(metrics["test"]["accuracy"], 4), "images_per_second": metrics["images_per_second"],
@@ -70,13 +78,9 @@ def _profile(backend: str, name: str, device: str, batch: int, timeout: float) -
     command = [sys.executable, "-m", "blockbuilder", "profile", name, "--device", device, "--json",
                "--batch-size", str(batch), "--repeats", "5", "--precision", "float32"]
     row: dict[str, Any] = {"job": f"profile {name}", "backend": backend}
-    try:
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    except subprocess.TimeoutExpired:
-        return {**row, "error": f"timed out after {timeout:.0f} s"}
-    if result.returncode:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {**row, "error": f"exit {result.returncode}: {tail[0]}"}
+    result = _job(command, env, timeout)
+    if isinstance(result, str):
+        return {**row, "error": result}
     found = json.loads(result.stdout)
     slowest = max(found["blocks"], key=lambda block: block["ms"])
     return {**row, "device": device, "precision": found["precision"], "ms": found["ms"],

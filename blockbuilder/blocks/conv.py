@@ -69,6 +69,15 @@ def apply_window(node: Node[Any], x: Any, layer: Any, ctx: BuildContext) -> Any:
     return x
 
 
+def window_output(site: Site, shape: Shape, spec: Any) -> tuple[int, int]:
+    """The height and width a convolution of ``spec`` (kernel, stride, padding, dilation) gives ``shape``;
+    a stride and a dilation both above 1 are refused (Keras cannot build them)."""
+    h, w = spatial_output(site, shape, spec.kernel, spec.stride, spec.padding, spec.dilation)
+    if max(pair(spec.stride)) > 1 and max(pair(spec.dilation)) > 1:
+        raise site.error("stride and dilation cannot both be above 1", "dilation")
+    return h, w
+
+
 def window_text(node: Node[Any], core: str) -> str:
     """``core`` (``conv 3×3, 16``) with the norm and activation the spec adds, in the order they run:
     ``conv 3×3, 16, BN, ReLU``, or ``BN, ReLU, conv 3×3, 16`` for ``order: pre``."""
@@ -87,13 +96,11 @@ class Conv(Block[ConvSpec]):
     colour = "conv"
 
     def infer(self, spec: ConvSpec, shape: Shape, site: Site) -> Shape:
-        h, w = spatial_output(site, shape, spec.kernel, spec.stride, spec.padding, spec.dilation)
+        h, w = window_output(site, shape, spec)
         channels = shape[2]
         if channels % spec.groups or spec.filters % spec.groups:
             raise site.error(f"groups={spec.groups} must divide both the input channels "
                              f"({channels}) and filters ({spec.filters})", "groups")
-        if max(pair(spec.stride)) > 1 and max(pair(spec.dilation)) > 1:
-            raise site.error("stride and dilation cannot both be above 1", "dilation")
         return (h, w, spec.filters)
 
     def params(self, node: Node[ConvSpec]) -> int:

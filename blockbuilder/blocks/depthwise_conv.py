@@ -9,8 +9,8 @@ from pydantic import Field as Bounded
 
 from blockbuilder.blocks.activation import ActivationName
 from blockbuilder.blocks.batchnorm import Norm, norm_params, norm_spec
-from blockbuilder.blocks.conv import apply_window, keras_padding, window_text
-from blockbuilder.blocks.geometry import Padding, Size, pair, size_text, spatial_output, stride_text, window_field
+from blockbuilder.blocks.conv import apply_window, keras_padding, window_output, window_text
+from blockbuilder.blocks.geometry import Padding, Size, pair, size_text, stride_text, window_field
 from blockbuilder.blocks.registry import Block, BlockSpec, Field, Node, Shape, Site, register_block
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,9 +40,7 @@ class DepthwiseConv(Block[DepthwiseConvSpec]):
     colour = "conv"
 
     def infer(self, spec: DepthwiseConvSpec, shape: Shape, site: Site) -> Shape:
-        h, w = spatial_output(site, shape, spec.kernel, spec.stride, spec.padding, spec.dilation)
-        if max(pair(spec.stride)) > 1 and max(pair(spec.dilation)) > 1:
-            raise site.error("stride and dilation cannot both be above 1", "dilation")
+        h, w = window_output(site, shape, spec)
         return (h, w, shape[2] * spec.depth_multiplier)
 
     def params(self, node: Node[DepthwiseConvSpec]) -> int:

@@ -8,42 +8,23 @@ pointwise conv's. Counted as one weight layer by the depth rule, as the Xception
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field as Bounded
-
-from blockbuilder.blocks.activation import ActivationName
-from blockbuilder.blocks.batchnorm import Norm, norm_params, norm_spec
-from blockbuilder.blocks.conv import apply_window, keras_padding, window_text
-from blockbuilder.blocks.geometry import (
-    Padding,
-    Size,
-    Width,
-    pair,
-    size_text,
-    spatial_output,
-    stride_text,
-    window_field,
-)
-from blockbuilder.blocks.registry import Block, BlockSpec, Field, Node, Shape, Site, register_block
+from blockbuilder.blocks.batchnorm import norm_params, norm_spec
+from blockbuilder.blocks.conv import apply_window, keras_padding, window_output, window_text
+from blockbuilder.blocks.depthwise_conv import DepthwiseConvSpec
+from blockbuilder.blocks.geometry import Width, pair, size_text, stride_text, window_field
+from blockbuilder.blocks.registry import Block, Field, Node, Shape, Site, register_block
 
 if TYPE_CHECKING:  # pragma: no cover
     from blockbuilder.compiler.compile import BuildContext
 
 
-class SeparableConvSpec(BlockSpec):
-    """``separable_conv: {filters: 128, kernel: 3, use_bias: false, norm: batchnorm}``."""
+class SeparableConvSpec(DepthwiseConvSpec):
+    """``separable_conv: {filters: 128, kernel: 3, use_bias: false, norm: batchnorm}``: the keys of
+    ``depthwise_conv`` and the pointwise conv's ``filters``."""
 
     filters: Width
-    kernel: Size = 3
-    stride: Size = 1
-    padding: Padding = "same"
-    dilation: Size = 1
-    depth_multiplier: Annotated[int, Bounded(gt=0, le=1024)] = 1
-    use_bias: bool = True
-    norm: Norm = "none"
-    activation: ActivationName = "none"
-    order: Literal["post", "pre"] = "post"
 
 
 @register_block("separable_conv")
@@ -56,9 +37,7 @@ class SeparableConv(Block[SeparableConvSpec]):
     colour = "conv"
 
     def infer(self, spec: SeparableConvSpec, shape: Shape, site: Site) -> Shape:
-        h, w = spatial_output(site, shape, spec.kernel, spec.stride, spec.padding, spec.dilation)
-        if max(pair(spec.stride)) > 1 and max(pair(spec.dilation)) > 1:
-            raise site.error("stride and dilation cannot both be above 1", "dilation")
+        h, w = window_output(site, shape, spec)
         return (h, w, spec.filters)
 
     def params(self, node: Node[SeparableConvSpec]) -> int:
