@@ -20,20 +20,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_search import postgres_url  # noqa: F401 - a fixture: a throwaway PostgreSQL server
-
-FAMILY = """
-name: tiny
-input: [8, 8, 1]
-classes: 10
-variables: {filters: 8, units: 32}
-network:
-  - conv: {filters: $filters, kernel: 3, activation: relu}
-  - max_pool: 2
-  - flatten
-  - dense: {units: $units, activation: relu}
-  - dense: {units: $classes, activation: softmax}
-train: {epochs: 1}
-"""  # the search section starts at line 12
+from test_search_space import FAMILY  # the search section starts at line 12
 
 
 def family_file(write, search: str, name: str = "arch.yaml", network: str = "tiny") -> Path:
