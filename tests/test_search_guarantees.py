@@ -545,3 +545,19 @@ def test_docs_say_what_a_search_directory_refuses():
                   "a named pipe (FIFO), not a file", "no such file or directory`, and nothing is created",
                   "went away (…): the trials it holds are kept"):
         assert words in text, words
+
+
+def test_a_second_worker_starting_beside_the_first_is_not_taken_for_other_files(tmp_path: Path) -> None:
+    """The first worker opens the storage before it writes search.json: a second one, starting then,
+    saw study.db and no search.json and refused the folder ("holds other files")."""
+    from blockbuilder.errors import UsageError
+    from blockbuilder.search.directory import check_output
+
+    output = tmp_path / "shared"
+    output.mkdir()
+    for name in ("study.db", "study.db-journal", ".partial", ".search.json.x1y2"):
+        (output / name).mkdir() if name.startswith(".") else (output / name).write_bytes(b"")
+    check_output(output, "tiny")
+    (output / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match=r"holds other files \(no search.json\)"):
+        check_output(output, "tiny")

@@ -13,6 +13,7 @@ from typing import Any
 from blockbuilder.errors import CommandError, UsageError
 from blockbuilder.files import atomic_path, regular_file
 from blockbuilder.language.budgets import Limits
+from blockbuilder.search.storage import STUDY_FILE
 
 __all__ = ["PARTIAL", "SEARCH_FILE", "changed_limits", "check_output", "default_output", "read_search_file",
            "recorded_limits", "write_search_file"]
@@ -46,11 +47,20 @@ def check_output(output: Path, study: str) -> None:
     if not output.is_dir() or not any(output.iterdir()):
         return
     if not os.path.lexists(output / SEARCH_FILE):
-        raise UsageError(f"--output {output} holds other files (no {SEARCH_FILE}): choose a new directory")
+        others = [entry.name for entry in output.iterdir() if not _searchs_own(entry.name)]
+        if others:
+            raise UsageError(f"--output {output} holds other files (no {SEARCH_FILE}): choose a new directory")
+        return  # another worker of the same search is starting: it opened the storage, search.json comes next
     held = str(read_search_file(output)["study"])
     if held != study:
         raise UsageError(f"--output {output} holds the search '{held}' ({SEARCH_FILE}), not '{study}': choose "
                          f"another --output, or run the file of '{held}' to continue it")
+
+
+def _searchs_own(name: str) -> bool:
+    """Whether a file of a search directory is one a starting search writes before ``search.json``: its
+    SQLite storage (and SQLite's side files), ``.partial/``, or the temporary file of ``search.json``."""
+    return name == PARTIAL or name.startswith((STUDY_FILE, f".{SEARCH_FILE}."))
 
 
 def changed_limits(limits: Limits) -> dict[str, int]:
