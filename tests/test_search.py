@@ -134,7 +134,13 @@ def test_search_trains_n_trials_prunes_over_budget_ones_before_building_and_repo
 def test_two_workers_on_one_sqlite_file_finish_n_trials_together(family, tmp_path):
     workers = [search(str(family), "--trials", "3", "--epochs", "1", "--output", "shared", cwd=tmp_path)
                for _ in range(2)]
-    outputs = [finish(worker)[0] for worker in workers]
+    try:
+        outputs = [finish(worker)[0] for worker in workers]
+    finally:  # a worker that failed leaves the other running: stop it, not a later test's warnings
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
     directory = tmp_path / "shared"
     rows = rows_of(directory)
     check_finished(rows, 3, {p.name for p in directory.glob("trial-*")})
