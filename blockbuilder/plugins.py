@@ -8,6 +8,10 @@ Only Python code the user names registers blocks; a YAML file can only use them.
   "package.module"``): imported the first time a block type is looked up.
 
 A plugin that cannot be found, or fails while it is imported, is one line naming it (exit 2).
+
+Nothing in an architecture file reaches this module: only the command line's ``--plugin`` (in
+:mod:`blockbuilder.cli.main`) and installed entry points import code; a ``plugin:`` key in a file is an
+unknown key like any other (``tests/test_plugins.py``).
 """
 
 from __future__ import annotations

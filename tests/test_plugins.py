@@ -119,3 +119,13 @@ def test_an_installed_package_registers_blocks_through_its_entry_point(plugin_fi
     done = run_process("validate", str(plugin_files / "halved.yaml"), env={"PYTHONPATH": str(site)})
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     assert done.stdout.startswith("halved: ok")
+
+
+@pytest.mark.parametrize("key", ["plugin", "plugins"])
+def test_a_file_cannot_name_a_plugin_only_the_command_line_can(plugin_files: Path, key: str) -> None:
+    """A YAML file never runs code: naming a module in it is an unknown key, and the module is not imported."""
+    (plugin_files / "marker_blocks.py").write_text("open('imported', 'w').write('yes')\n")
+    (plugin_files / "names_it.yaml").write_text(f"{key}: marker_blocks\n{USES_IT.replace('  - halve', '  - identity')}")
+    done = run_process("validate", "names_it.yaml", cwd=plugin_files)
+    assert done.returncode == 1 and f"{key}: unknown" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (plugin_files / "imported").exists()

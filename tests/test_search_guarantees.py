@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_search import postgres_url  # noqa: F401 - a fixture: a throwaway PostgreSQL server
-from test_search_space import FAMILY  # the search section starts at line 12
+from test_search_space import FAMILY, fake_trainer  # FAMILY's search section starts at line 12
 
 
 def family_file(write, search: str, name: str = "arch.yaml", network: str = "tiny") -> Path:
@@ -36,17 +36,6 @@ def error_line(cli, *args: Any) -> tuple[int, str]:
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     return code, lines[0]
-
-
-def fake_trainer(architecture, run_dir, epochs, on_epoch):
-    """A stand-in for training: a run directory, and an accuracy that grows with the filters."""
-    from blockbuilder.search.trainer import TrialOutcome
-
-    run_dir.mkdir(parents=True)
-    (run_dir / "metrics.json").write_text("{}")
-    accuracy = architecture.document["variables"]["filters"] / 100
-    on_epoch(0, {"val_accuracy": accuracy})
-    return TrialOutcome(history=[{"val_accuracy": accuracy}])
 
 
 @pytest.fixture

@@ -176,9 +176,12 @@ def describe(table: LatencyTable) -> str:
     return f"{mode}, {precision}, {batch}"
 
 
-def predictions(root: Node[Any], backend: str | None = None) -> list[dict[str, Any]]:
-    """The network's predicted latency under every table made here (``validate --json``, ``zoo --json``)."""
-    return [{"for": describe(t), "ms": round(t.predict(root), 3)} for t in tables_here(backend)]
+def predictions(root: Node[Any], backend: str | None = None,
+                tables: list[LatencyTable] | None = None) -> list[dict[str, Any]]:
+    """The network's predicted latency under every table made here (``validate --json``, ``zoo --json``);
+    ``tables`` when the caller read them once for many networks."""
+    return [{"for": describe(t), "ms": round(t.predict(root), 3)}
+            for t in (tables_here(backend) if tables is None else tables)]
 
 
 def fit(samples: Iterable[tuple[str, list[float], float]], batch_size: int) -> tuple[dict[str, list[float]],

@@ -6,7 +6,7 @@ from typing import Any
 
 from blockbuilder.language.architecture import load
 from blockbuilder.language.resolve import zoo_names
-from blockbuilder.report.latency import predictions
+from blockbuilder.report.latency import predictions, tables_here
 from blockbuilder.report.summary import estimate
 from blockbuilder.text import human
 
@@ -14,7 +14,7 @@ from blockbuilder.text import human
 def zoo_rows() -> list[dict[str, Any]]:
     """One row per zoo architecture: params and MACs computed from the specs, depth, predicted latency
     (under each latency table made on this machine), reported accuracy."""
-    rows = []
+    rows, tables = [], tables_here()  # the cache is read once, not once per network
     for name in zoo_names():
         arch = load(name)
         params, macs = estimate(arch)
@@ -26,7 +26,7 @@ def zoo_rows() -> list[dict[str, Any]]:
             "params": params,
             "macs": macs,
             "depth": arch.depth,
-            "latency": predictions(arch.root),
+            "latency": predictions(arch.root, tables=tables),
             "accuracy": meta.get("accuracy"),
             "dataset": meta.get("dataset"),
             "source": meta.get("source"),
