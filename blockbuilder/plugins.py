@@ -11,7 +11,7 @@ A plugin that cannot be found, or fails while it is imported, is one line naming
 
 Nothing in an architecture file reaches this module: only the command line's ``--plugin`` (in
 :mod:`blockbuilder.cli.main`) and installed entry points import code; a ``plugin:`` key in a file is an
-unknown key like any other (``tests/test_plugins.py``).
+unknown key like any other (``tests/blocks/test_plugins.py``).
 """
 
 from __future__ import annotations

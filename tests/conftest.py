@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,6 +17,22 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # A latency table the developer calibrated would add "predicted ... ms" to outputs the tests compare
 os.environ["BLOCKBUILDER_CACHE"] = tempfile.mkdtemp(prefix="blockbuilder-cache-")
 REPO = Path(__file__).resolve().parents[1]
+WITHOUT_TENSORFLOW = REPO / "tools" / "without_tensorflow"  # its sitecustomize hides TensorFlow
+
+
+def backend_env(backend: str, hide_tensorflow: bool, cache: Path | None = None) -> dict[str, str]:
+    """The environment of a child process; ``cache``: JAX's persistent compilation cache, so a second
+    model of the same architecture in that process is not compiled again (docs/training.md)."""
+    paths = [str(WITHOUT_TENSORFLOW), str(REPO)] if hide_tensorflow else [str(REPO)]
+    compile_cache = {"JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    return {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONPATH": os.pathsep.join(paths), **(compile_cache if cache else {})}
+
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+NEEDS_TORCH = pytest.mark.skipif(not HAS_TORCH,
+                                 reason="PyTorch is not installed (an optional extra: pip install torch)")
+BACKENDS = ["jax", pytest.param("torch", marks=NEEDS_TORCH)]
 
 
 @pytest.fixture

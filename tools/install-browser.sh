@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs Debian's headless Chromium for the browser test of `blockbuilder explore`
-# (tests/test_explore.py drives it with Playwright; no browser is ever downloaded by Playwright).
+# (tests/serving/test_explore.py drives it with Playwright; no browser is ever downloaded by Playwright).
 # Without root or apt-get the test is skipped with a reason, and everything else still runs.
 if command -v chromium >/dev/null 2>&1; then
     exit 0

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs Debian's PostgreSQL server for the test of `blockbuilder search` workers sharing a database
-# (tests/test_search.py starts a throwaway server on loopback with initdb and pg_ctl, and stops it).
+# (tests/search/test_search.py starts a throwaway server on loopback with initdb and pg_ctl, and stops it).
 # Without root or apt-get the test is skipped with a reason, and everything else still runs.
 if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     exit 0

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Every activation of ``keras.activations`` by its Keras name, but ``glu`` (it halves the channels: a
 #: shape change, not an activation) and ``threshold`` (it has no default arguments); plus ``none``
-#: (no layer) and ``scaled_tanh``. ``tests/test_new_blocks.py`` checks the list against the installed
+#: (no layer) and ``scaled_tanh``. ``tests/blocks/test_new_blocks.py`` checks the list against the installed
 #: Keras, so a Keras that adds one fails a test until it is here (the language cannot import Keras).
 ActivationName = Literal[
     "none", "linear", "scaled_tanh",

@@ -2,7 +2,7 @@
 and ``train.phases`` values in a small valid file. ``blockbuilder validate`` either says ok (exit 0, nothing
 on stderr) or fails in one line (exit 1 or 2, nothing on stdout) -- never a traceback, never slowly.
 
-``BLOCKBUILDER_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz_transfer.py`` runs it for longer.
+``BLOCKBUILDER_FUZZ_EXAMPLES=2000 pytest tests/transfer/test_fuzz_transfer.py`` runs it for longer.
 """
 
 from __future__ import annotations

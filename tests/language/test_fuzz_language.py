@@ -2,7 +2,7 @@
 end in a located ``SpecError`` -- never another exception, never a hang; a sample of the accepted
 ones is built and its summary adds up.
 
-``BLOCKBUILDER_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz_language.py`` runs it for longer.
+``BLOCKBUILDER_FUZZ_EXAMPLES=2000 pytest tests/language/test_fuzz_language.py`` runs it for longer.
 """
 
 from __future__ import annotations

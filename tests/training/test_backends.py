@@ -7,7 +7,6 @@ GPU decisions are tested with fake devices (no GPU here).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,34 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import BACKENDS, backend_env
 from test_training_runs import RESUME_NET as KILLED_NET
 
 from blockbuilder.training import data, devices, pipeline
 from blockbuilder.training.spec import AugmentationSpec, TrainError
 
-REPO = Path(__file__).resolve().parents[1]
-WITHOUT_TENSORFLOW = REPO / "tools" / "without_tensorflow"  # its sitecustomize hides TensorFlow
-
-
-def _env(backend: str, hide_tensorflow: bool, cache: Path | None = None) -> dict[str, str]:
-    """The environment of a child process; ``cache``: JAX's persistent compilation cache, so a second
-    model of the same architecture in that process is not compiled again (docs/training.md)."""
-    paths = [str(WITHOUT_TENSORFLOW), str(REPO)] if hide_tensorflow else [str(REPO)]
-    compile_cache = {"JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-    return {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-            "PYTHONPATH": os.pathsep.join(paths), **(compile_cache if cache else {})}
-
-
+REPO = Path(__file__).resolve().parents[2]
 def start(tmp: Path, backend: str, hide_tensorflow: bool, *args: str) -> subprocess.Popen[str]:
     tmp.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "blockbuilder", *args], env=_env(backend, hide_tensorflow),
+    return subprocess.Popen([sys.executable, "-m", "blockbuilder", *args], env=backend_env(backend, hide_tensorflow),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-NEEDS_TORCH = pytest.mark.skipif(not HAS_TORCH,
-                                 reason="PyTorch is not installed (an optional extra: pip install torch)")
-BACKENDS = ["jax", pytest.param("torch", marks=NEEDS_TORCH)]
 
 
 def test_savedmodel_export_without_tensorflow_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,7 +66,7 @@ def test_resume_is_exact_without_tensorflow(tmp_path: Path, backend: str) -> Non
     (tmp_path / "resume_net.yaml").write_text(RESUME_NET)
     (tmp_path / "child.py").write_text(RESUME_SCRIPT)
     done = subprocess.run([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "resume_net.yaml"),
-                           str(tmp_path)], env=_env(backend, True, tmp_path / "jax-cache"), capture_output=True,
+                           str(tmp_path)], env=backend_env(backend, True, tmp_path / "jax-cache"), capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.splitlines()[-1])
@@ -119,7 +103,7 @@ def test_nested_blocks_build_summarise_save_and_load_without_tensorflow(tmp_path
     blockbuilder's layer names are dotted block paths, every weight is a torch parameter."""
     (tmp_path / "child.py").write_text(NESTED_MODEL_SCRIPT)
     done = subprocess.run([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "model.keras")],
-                          env=_env(backend, True), capture_output=True, text=True, timeout=300)
+                          env=backend_env(backend, True), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["params"] == 271_098  # as on TensorFlow (architectures/expected.csv)

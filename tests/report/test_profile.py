@@ -7,9 +7,8 @@ import struct
 from pathlib import Path
 
 import pytest
-from test_backends import BACKENDS, _env
 
-from conftest import run_process
+from conftest import BACKENDS, backend_env, run_process
 
 NET = """
 name: timed
@@ -95,7 +94,7 @@ def test_profile_runs_without_tensorflow(tmp_path: Path, backend: str) -> None:
     arch = tmp_path / "arch.yaml"
     arch.write_text(NET)
     done = run_process("profile", str(arch), "--json", "--mode", "train", "--precision", "float32",
-                       "--repeats", "2", env=_env(backend, True), timeout=300)
+                       "--repeats", "2", env=backend_env(backend, True), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert result["backend"] == backend and len(result["blocks"]) == 6

@@ -19,7 +19,7 @@ from blockbuilder.training.checkpoint import RunState
 from blockbuilder.training.rundir import choose_run_dir, strict_json
 from blockbuilder.training.spec import TrainError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
 
 

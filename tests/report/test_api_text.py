@@ -13,7 +13,7 @@ import pytest
 from blockbuilder.report.summary import BlockSummary, Summary
 from blockbuilder.training.api import Run
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import os

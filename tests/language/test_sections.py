@@ -12,7 +12,7 @@ import blockbuilder
 from blockbuilder.errors import SpecError
 from blockbuilder.language.sections import Section, register_section, registered_sections, section_keys
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LANGUAGE = REPO / "blockbuilder" / "language"
 FILES = sorted([*(REPO / "architectures").glob("*.yaml"), *(REPO / "examples").glob("*.yaml")])
 

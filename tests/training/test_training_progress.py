@@ -20,7 +20,7 @@ import pytest
 
 from blockbuilder.training.progress import fit_fields
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # pytest-xdist workers carry COLUMNS/LINES, which would pin rich's width: the terminal alone must decide it.
 OWN_SIZE = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
 ENV = {**OWN_SIZE, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow",

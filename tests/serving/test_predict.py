@@ -23,7 +23,7 @@ from blockbuilder.serving.export import export_model
 from blockbuilder.serving.predict import as_probabilities, predict, print_predictions
 from blockbuilder.serving.source import ExportError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["cat", "dog", "bird"]
 GREY_8X8 = {"height": 8, "width": 8, "channels": 1, "scale": 1 / 255, "offset": 0.0, "range": [0.0, 1.0]}
 

@@ -20,7 +20,7 @@ from blockbuilder.serving.export import export_model
 from blockbuilder.serving.parity import random_inputs
 from blockbuilder.serving.source import ExportError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["cat", "dog", "bird"]
 RESOLVED = "name: tiny\ninput: [8, 8, 1]\nclasses: 3\n"
 needs_onnx = pytest.mark.skipif(

@@ -12,7 +12,7 @@ nbformat = pytest.importorskip("nbformat", reason="the test extra installs nbfor
 nbclient = pytest.importorskip("nbclient", reason="the test extra installs nbclient")
 pytest.importorskip("ipykernel", reason="the test extra installs ipykernel")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_quickstart_notebook_runs_in_a_real_kernel(tmp_path, monkeypatch):

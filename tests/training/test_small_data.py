@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_small_data.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_small_data.py"
 
 
 def _scenario() -> ModuleType:

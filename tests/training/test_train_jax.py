@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("jax")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "jax"}
 DEADLINE_SECONDS = 180  # about 40 s on 2 CPU cores; a hung collective must never hang the suite
 

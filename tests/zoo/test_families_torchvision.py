@@ -5,7 +5,7 @@ The figures below are torchvision's, from ../shared/REFERENCES.md ("More familie
 Keras *trainable* count) and MACs of its conv and linear layers at 224x224x3, counted with forward hooks.
 torchvision's model table prints the same parameters and the MACs rounded to 0.01 G ("GFLOPS").
 The MACs are given to 0.1 M, so a file's MACs, rounded the same way, must equal them: a stricter check
-than the zoo's MACS_TOLERANCE (1 %, tests/test_zoo.py, which checks the same figures in expected.csv).
+than the zoo's MACS_TOLERANCE (1 %, tests/zoo/test_zoo.py, which checks the same figures in expected.csv).
 """
 
 from __future__ import annotations
