@@ -41,6 +41,11 @@ class TrialOutcome:
 # ``True`` to stop after that epoch (the pruner's decision).
 Trainer = Callable[[Any, Path, int, Callable[[int, dict[str, float]], bool]], TrialOutcome]
 
+#: The precision each search of this process trains its trials in, by search directory: the one
+#: ``precision: auto`` chose for the first trial trained. Trials are compared with each other, so they
+#: train alike, and the CPU precision probe (seconds per network) runs once per worker, not per trial.
+_PRECISIONS: dict[Path, str] = {}
+
 
 def train_with_blockbuilder(architecture: Any, run_dir: Path, epochs: int,
                             on_epoch: Callable[[int, dict[str, float]], bool]) -> TrialOutcome:
@@ -50,11 +55,16 @@ def train_with_blockbuilder(architecture: Any, run_dir: Path, epochs: int,
 
     from blockbuilder.training.api import train
 
+    search = run_dir.resolve().parent.parent  # run_dir: SEARCH/.partial/trial-NNNN
+    auto = architecture.train.precision == "auto"
+    overrides = {"train.precision": _PRECISIONS[search]} if auto and search in _PRECISIONS else None
     log = io.StringIO()
     started = time.perf_counter()
     with contextlib.redirect_stdout(log):
-        run = train(architecture, output=run_dir, epochs=epochs, live=False,
+        run = train(architecture, output=run_dir, epochs=epochs, live=False, overrides=overrides,
                     on_epoch_end=lambda epoch, logs: on_epoch(epoch - 1, logs))
+    if auto and isinstance(run.metrics.get("precision"), str):
+        _PRECISIONS.setdefault(search, run.metrics["precision"])
     seconds = time.perf_counter() - started
     if run_dir.is_dir():
         (run_dir / "train.log").write_text(log.getvalue(), encoding="utf-8")

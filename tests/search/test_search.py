@@ -93,6 +93,8 @@ def test_search_trains_n_trials_prunes_over_budget_ones_before_building_and_repo
     assert list(rows[0])[-3:] == ["reason", "seconds", "run_dir"]
     run_dirs = {p.name for p in directory.glob("trial-*")}
     check_finished(rows, 6, run_dirs)
+    precisions = {json.loads((directory / name / "metrics.json").read_text())["precision"] for name in run_dirs}
+    assert len(precisions) == 1, precisions  # the one precision auto chose for the first trial
     for row in rows:
         filters, units, macs = int(row["variables.filters"]), int(row["variables.units"]), int(row["macs"])
         assert macs == 576 * filters + 16 * filters * units + 10 * units
