@@ -80,6 +80,17 @@ IMAGENET_FILES: dict[str, ImagenetFiles] = {
     # keras.applications checks no hash for MobileNetV2's files.
     "mobilenet_v2": ImagenetFiles(_STORAGE + "mobilenet_v2/", f"{_MOBILENET_V2}.h5", None,
                                   f"{_MOBILENET_V2}_no_top.h5", None),
+    # keras.applications' efficientnet_v2.py: efficientnetv2-b0.h5, efficientnetv2-s_notop.h5 ...
+    **{f"efficientnet_v2_{size}": ImagenetFiles(_STORAGE + "efficientnet_v2/", f"efficientnetv2-{size}.h5", top,
+                                                f"efficientnetv2-{size}_notop.h5", notop)
+       for size, top, notop in (
+           ("b0", "21ecbf6da12460d5c40bb2f29ceb2188", "893217f2bb855e2983157299931e43ff"),
+           ("b1", "069f0534ff22adf035c89e2d9547a9dc", "0e80663031ca32d657f9caa404b6ec37"),
+           ("b2", "424e49f28180edbde1e94797771950a7", "1dfe2e7a5d45b6632553a8961ea609eb"),
+           ("b3", "1f1fc43bd98a6e4fd8fdfd551e02c7a0", "f6abf7b5849ac99a89b50dd3fd532856"),
+           ("s", "e1d88a8495beba45748fedd0cecbe016", "af0682fb74e8c54910f2d4393339c070"),
+           ("m", "a3bf6aa3276309f4fc6a34aa114c95cd", "1b8dc055df72dde80d614482840fe342"),
+           ("l", "27e6d408b53c7ebc868fefa357689935", "b0b66b5c863aef5b46e8608fe1711615"))},
 }
 
 IMAGENET_CLASSES = 1000

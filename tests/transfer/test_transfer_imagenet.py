@@ -198,3 +198,37 @@ def test_a_network_that_extends_a_zoo_network_uses_its_files(write):
     assert imagenet.candidates(arch)[0][0] == "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
     assert imagenet.candidates(blockbuilder.load("resnet50"))[0][0] == "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
     assert imagenet.zoo_network(blockbuilder.load(base.parent / "base.yaml")) == "resnet50"
+
+
+@pytest.mark.parametrize("size", ["b0", "b1", "b2", "b3", "s", "m", "l"])
+def test_efficientnet_v2_files_are_keras_applications_own(size):
+    """keras.applications' efficientnet_v2.py names them efficientnetv2-b0.h5 ... efficientnetv2-l_notop.h5."""
+    from keras.src.applications import efficientnet_v2
+
+    name, stem = f"efficientnet_v2_{size}", f"efficientnetv2-{size}"
+    files = imagenet.IMAGENET_FILES[name]
+    assert (files.url(files.top), files.url(files.notop)) == (efficientnet_v2.BASE_WEIGHTS_PATH + f"{stem}.h5",
+                                                              efficientnet_v2.BASE_WEIGHTS_PATH + f"{stem}_notop.h5")
+    assert (files.top_hash, files.notop_hash) == efficientnet_v2.WEIGHTS_HASHES[size if size[0] == "b" else f"-{size}"]
+    assert imagenet.candidates(blockbuilder.load(name))[0][0] == f"{stem}.h5"
+    assert imagenet.candidates(blockbuilder.load(name, ["classes=5"]))[0][0] == f"{stem}_notop.h5"
+
+
+def test_efficientnet_v2_s_imagenet_from_the_keras_cache_predicts_what_keras_applications_does(keras_home, monkeypatch):
+    """S stands for the family (B0's file with S's table and preprocessing): its weights load by order."""
+    import keras
+
+    source = randomised(keras.applications.EfficientNetV2S(weights=None, input_shape=(SIZE, SIZE, 3)))
+    files = imagenet.IMAGENET_FILES["efficientnet_v2_s"]
+    path = keras_home / files.top
+    save_like_keras_applications(source, path)
+    monkeypatch.setitem(imagenet.IMAGENET_FILES, "efficientnet_v2_s",
+                        imagenet.ImagenetFiles(files.folder, files.top, hashlib.md5(path.read_bytes()).hexdigest(),
+                                               files.notop, files.notop_hash))
+    x = np.random.default_rng(2).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+    expected = reference(keras.applications.EfficientNetV2S, path, x)
+
+    model = blockbuilder.build(blockbuilder.load("efficientnet_v2_s", [f"input=[{SIZE}, {SIZE}, 3]", "weights=imagenet"]))
+    assert np.abs(np.asarray(model(x, training=False)) - expected).max() <= 1e-6
+    fresh = blockbuilder.build(blockbuilder.load("efficientnet_v2_s", [f"input=[{SIZE}, {SIZE}, 3]"]))
+    assert np.abs(np.asarray(fresh(x, training=False)) - expected).max() > 1e-4  # the check can fail
