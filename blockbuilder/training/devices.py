@@ -92,6 +92,12 @@ print(best["float32"], best["mixed_bfloat16"])
 #: The probe's batch: the run's (the answer depends on it: ResNet-20 ran 1.31x faster in bfloat16 at
 #: batch 32 and 0.93x as fast at batch 128 on one CPU), up to this.
 PROBE_BATCH = 256
+#: Networks below this many multiply-accumulates per image train in float32 without a probe. The two
+#: networks bfloat16 sped up are far above it (the probe's 4-conv CNN: 67 M, ResNet-20: 41 M); below it a
+#: step is dispatch more than arithmetic, the ratio measured for one network is noise (LeNet-5, 0.4 M:
+#: 0.96x to 1.22x, and 0.6x to 1.5x for 20 K-MAC networks, over 40 probes of one test session on a
+#: loaded 2-core EPYC), and the probe (about 5 s) costs more than such a network's whole training.
+PROBE_MIN_MACS = 10_000_000
 PROBE_MARGIN = 1.15  # bfloat16 must be clearly faster: it also rounds the activations
 
 
@@ -143,7 +149,8 @@ def cpu_precision(architecture: Any = None, batch: int = 32) -> str:
     and cached.
 
     A CPU without bfloat16 instructions (``avx512_bf16``, ``amx_bf16``) gets float32 without a
-    measurement: emulated bfloat16 ran ResNet-20 at 0.5x there. With them the answer depends on the
+    measurement: emulated bfloat16 ran ResNet-20 at 0.5x there, and neither does a network under
+    :data:`PROBE_MIN_MACS` per image. With them the answer depends on the
     network as much as on the CPU: on one AMD EPYC with AVX512-BF16, Keras' mixed policy trained a
     plain 4-conv CNN 1.35x faster than float32, ResNet-20 1.31x as fast at batch 32 and 0.93x at batch
     128; on an Intel Xeon with AMX ResNet-20 at 0.74x, on another CPU at 1.9x. So the network to be
@@ -151,6 +158,8 @@ def cpu_precision(architecture: Any = None, batch: int = 32) -> str:
     once per CPU, backend, Keras version, network and batch; :func:`probe_cache` keeps the result.
     """
     if not {"amx_bf16", "avx512_bf16"} & _cpu_flags():
+        return "float32"
+    if architecture is not None and sum(n.block.macs(n) for n in architecture.root.walk()) < PROBE_MIN_MACS:
         return "float32"
     network = ""
     if architecture is not None:
