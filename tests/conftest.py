@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -91,3 +93,26 @@ def _float32_between_tests():
     keras = sys.modules.get("keras")
     if keras is not None:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def fake_trainer(architecture, run_dir, epochs, on_epoch):
+    """A stand-in for training a search trial: a run directory and a validation accuracy of 0.5."""
+    from blockbuilder.search.trainer import TrialOutcome
+
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text("{}")
+    on_epoch(0, {"val_accuracy": 0.5})
+    return TrialOutcome(history=[{"val_accuracy": 0.5}])
+
+
+def search(cli, monkeypatch, *words):
+    """``blockbuilder search WORDS`` with a stand-in for training; the trials by their searched value."""
+    from blockbuilder.search import trainer
+
+    monkeypatch.setattr(trainer, "train_with_blockbuilder", fake_trainer)
+    code, out, err = cli("search", *words)
+    assert code == 0, err
+    output = Path(words[words.index("--output") + 1])
+    with open(output / "trials.csv", encoding="utf-8", newline="") as stream:
+        rows = {row[name]: row for row in csv.DictReader(stream) for name in row if name.startswith("variables.")}
+    return json.loads((output / "search.json").read_text(encoding="utf-8")), rows, out

@@ -19,7 +19,7 @@ import pytest
 
 from blockbuilder.cli.main import build_parser
 from blockbuilder.cli.train import _resume_command
-from conftest import REPO
+from conftest import REPO, search
 
 # 5,400,480,010 params, ending in the 10 classes of the default data set (digits)
 BIG = "input: [100, 100, 3]\nnetwork:\n  - flatten\n" + "  - dense: 30000\n" * 6 + "  - dense: 10\n"
@@ -133,28 +133,6 @@ def test_validate_loads_the_family_within_the_limits(cli, write):
     assert f"tiny: ok (input [8, 8, 1] -> output [10], depth 3, {SMALL_PARAMS:,} params" in out
     assert "1 of 2 do not load, e.g. variables.filters=2000: " in out
     assert "the model would have 1,044,362 parameters, over the budget of 10,000" in out
-
-
-def fake_trainer(architecture, run_dir, epochs, on_epoch):
-    from blockbuilder.search.trainer import TrialOutcome
-
-    run_dir.mkdir(parents=True)
-    (run_dir / "metrics.json").write_text("{}")
-    on_epoch(0, {"val_accuracy": 0.5})
-    return TrialOutcome(history=[{"val_accuracy": 0.5}])
-
-
-def search(cli, monkeypatch, *words):
-    """``blockbuilder search WORDS`` with a stand-in for training; the trials by their searched value."""
-    from blockbuilder.search import trainer
-
-    monkeypatch.setattr(trainer, "train_with_blockbuilder", fake_trainer)
-    code, out, err = cli("search", *words)
-    assert code == 0, err
-    output = Path(words[words.index("--output") + 1])
-    with open(output / "trials.csv", encoding="utf-8", newline="") as stream:
-        rows = {row[name]: row for row in csv.DictReader(stream) for name in row if name.startswith("variables.")}
-    return json.loads((output / "search.json").read_text(encoding="utf-8")), rows, out
 
 
 def test_search_loads_each_trial_within_a_lowered_limit(cli, write, tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from blockbuilder.search.describe import describe_space
 from blockbuilder.search.family import check_family, explore_family
 from blockbuilder.search.section import parse_space
 from blockbuilder.search.space import value_text
-from conftest import run_process
+from conftest import run_process, search
 
 FAMILY = """
 name: tiny
@@ -414,8 +414,6 @@ def test_two_objectives_give_a_pareto_front_with_nsga2_and_no_pruner(write, tmp_
 
 def test_a_grid_search_that_tries_its_whole_grid_ends_cleanly(cli, write, tmp_path, monkeypatch) -> None:
     """Optuna's GridSampler stops the study when its grid is done, which raised outside study.optimize."""
-    from test_cli_options import search
-
     family = ("name: tiny\ninput: [8, 8, 1]\nclasses: 10\nvariables: {filters: 8}\nnetwork:\n"
               "  - conv: {filters: $filters, kernel: 3, activation: relu}\n  - global_avg_pool\n"
               "  - dense: {units: 10, activation: softmax}\n"

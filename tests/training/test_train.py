@@ -30,7 +30,8 @@ def metrics_of(run_dir: Path) -> dict:
 def main_jobs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
     """The README's main-job command, ``blockbuilder train lenet5`` with every default, on TensorFlow
     (``-W error``) and, with TensorFlow unimportable, on JAX (and PyTorch where installed), all at once."""
-    from test_backends import HAS_TORCH, start
+    from conftest import HAS_TORCH
+    from test_backends import start
 
     root = tmp_path_factory.mktemp("main_jobs")
     command = [sys.executable, "-W", "error", "-m", "blockbuilder", "train", "lenet5", "--output",
@@ -127,8 +128,7 @@ def test_plain_progress_lines_and_final_table_when_not_a_terminal(default_run):
 
 def test_best_model_reloads_and_scores_the_reported_test_accuracy(default_run):
     import blockbuilder
-    from blockbuilder.training.data import load_splits
-    from blockbuilder.training.tfdata import eval_batches
+    from blockbuilder.training.pipeline import eval_batches, load_splits
 
     _, run_dir = default_run
     model = blockbuilder.load_model(str(run_dir / "model.keras"))
