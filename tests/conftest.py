@@ -116,3 +116,14 @@ def search(cli, monkeypatch, *words):
     with open(output / "trials.csv", encoding="utf-8", newline="") as stream:
         rows = {row[name]: row for row in csv.DictReader(stream) for name in row if name.startswith("variables.")}
     return json.loads((output / "search.json").read_text(encoding="utf-8")), rows, out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``pytest -n 2`` (``--dist loadgroup`` in pyproject.toml) hands tests to whichever worker is free,
+    one by one, except that the tests of a module with a module-scoped fixture (a trained run, a built
+    model) stay together on one worker, so that the fixture is made once."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)  # pytest's; without it a module stays together, as --dist loadfile
+        definitions = info.name2fixturedefs.values() if info is not None else [[None]]
+        if any(chain[-1] is None or chain[-1].scope == "module" for chain in definitions if chain):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
