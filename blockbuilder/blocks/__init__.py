@@ -12,6 +12,7 @@ from blockbuilder.blocks import channel_pad as _channel_pad  # noqa: E402,F401
 from blockbuilder.blocks import channel_shuffle as _channel_shuffle  # noqa: E402,F401
 from blockbuilder.blocks import channel_slice as _channel_slice  # noqa: E402,F401
 from blockbuilder.blocks import conv as _conv  # noqa: E402,F401
+from blockbuilder.blocks import crop as _crop  # noqa: E402,F401
 from blockbuilder.blocks import convnext as _convnext  # noqa: E402,F401
 from blockbuilder.blocks import dense as _dense  # noqa: E402,F401
 from blockbuilder.blocks import depthwise_conv as _depthwise_conv  # noqa: E402,F401
@@ -22,6 +23,7 @@ from blockbuilder.blocks import global_pool as _global_pool  # noqa: E402,F401
 from blockbuilder.blocks import identity as _identity  # noqa: E402,F401
 from blockbuilder.blocks import inverted_residual as _inverted_residual  # noqa: E402,F401
 from blockbuilder.blocks import layer_norm as _layer_norm  # noqa: E402,F401
+from blockbuilder.blocks import merge as _merge  # noqa: E402,F401
 from blockbuilder.blocks import normalization as _normalization  # noqa: E402,F401
 from blockbuilder.blocks import pool as _pool  # noqa: E402,F401
 from blockbuilder.blocks import repeat as _repeat  # noqa: E402,F401
@@ -41,11 +43,12 @@ from blockbuilder.blocks.registry import (
     Shape,
     Site,
     block_names,
+    flow,
     get_block,
     register_block,
 )
 
 __all__ = [
     "Block", "BlockSpec", "Chain", "Children", "DepthOf", "Field", "Node", "Shape", "Site", "block_names",
-    "get_block", "register_block",
+    "flow", "get_block", "register_block",
 ]

@@ -14,6 +14,8 @@ NonNegativeInt = Annotated[int, Bounded(ge=0)]
 Size = Union[PositiveInt, tuple[PositiveInt, PositiveInt]]
 PadPair = tuple[NonNegativeInt, NonNegativeInt]
 #: ``same``, ``valid``, or explicit zeros: ``1``, ``[h, w]`` or ``[[top, bottom], [left, right]]``.
+#: Explicit amounts of pixels at the edges: ``1``, ``[h, w]`` or ``[[top, bottom], [left, right]]``.
+Amounts = Union[NonNegativeInt, PadPair, tuple[PadPair, PadPair]]
 Padding = Union[Literal["same", "valid"], NonNegativeInt, PadPair, tuple[PadPair, PadPair]]
 MAX_WIDTH = 1 << 20
 Width = Annotated[int, Bounded(gt=0, le=MAX_WIDTH)]

@@ -1,11 +1,12 @@
-"""How parallel tensors are merged (``add``, ``concat``, ``mean``, ``multiply``): shapes and layers."""
+"""How parallel tensors are merged (``add``, ``concat``, ``mean``, ``multiply``): shapes and layers, and the
+``merge`` block, which merges the blocks its ``from:`` names."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from blockbuilder.blocks.registry import Shape, Site
+from blockbuilder.blocks.registry import Block, BlockSpec, Node, Shape, Site, register_block
 
 if TYPE_CHECKING:  # pragma: no cover
     from blockbuilder.compiler.compile import BuildContext
@@ -49,3 +50,40 @@ def merge_layer(how: str, tensors: list[Any], name: str, ctx: BuildContext) -> A
     if how == "mean":
         return layers.Average(name=name)(tensors)
     return layers.Concatenate(axis=-1, name=name)(tensors)
+
+
+MAX_INPUTS = 64
+
+
+class MergeSpec(BlockSpec):
+    """``merge: add`` with ``from: [a, b]``."""
+
+    by: Literal["add", "concat", "mean", "multiply"]
+
+
+@register_block("merge")
+class Merge(Block[MergeSpec]):
+    """Merges the blocks named in ``from:`` (a U-Net skip, a NASNet cell's sum); one input passes on."""
+
+    Spec = MergeSpec
+    scalar_key = "by"
+    inputs = (1, MAX_INPUTS)
+
+    def infer_inputs(self, spec: MergeSpec, shapes: Sequence[Shape], names: Sequence[str], site: Site) -> Shape:
+        return merge_shapes(site, shapes, spec.by, names)
+
+    def build(self, node: Node[MergeSpec], x: Any, ctx: BuildContext) -> Any:
+        return merge_layer(node.spec.by, ctx.inputs(node, x), node.path, ctx)
+
+    def describe(self, node: Node[MergeSpec]) -> str:
+        return f"merge: {node.spec.by}"
+
+
+def source_names(node: Node[Any]) -> list[str]:
+    """The blocks a node reads, by name (``PATH:input``: the input of the block at ``PATH``)."""
+    names = []
+    for key in node.sources:
+        path, _, tail = key.partition(":")
+        name = path.rpartition(".")[2]
+        names.append(f"{name} input" if tail and name else "input" if tail else name)
+    return names

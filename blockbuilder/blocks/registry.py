@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import builtins
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -90,6 +90,9 @@ class Node(Generic[S_co]):
         site: Where the block was written.
         input_shape / output_shape: Inferred before any Keras call.
         children: Sub-blocks per field (``{"body": (...), "shortcut": (...)}``).
+        sources: The tensors it reads when not the previous block's output (``from:``, or a block that
+            takes several inputs): each a block's path, or ``PATH:input`` for what the chain handed the
+            block at ``PATH`` (``:input`` is the model input). Empty: the previous block's output.
     """
 
     type: str
@@ -100,6 +103,7 @@ class Node(Generic[S_co]):
     input_shape: Shape
     output_shape: Shape
     children: Children = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -143,6 +147,25 @@ class Node(Generic[S_co]):
 
 DepthOf = Callable[[tuple[Node[Any], ...]], int]
 Chain = Callable[[tuple[Node[Any], ...], Field], Field]
+V = TypeVar("V")
+
+
+def flow(nodes: tuple[Node[Any], ...], value: V, env: dict[str, V], step: Callable[[Node[Any], V], V],
+         join: Callable[[list[V]], V], outside: V | None = None) -> V:
+    """Carry a value (a tensor, a depth, a receptive field) through a chain of blocks.
+
+    Each block gets the previous block's value, or, where it reads other blocks (``Node.sources``), theirs,
+    ``join``-ed; ``env`` keeps every block's value and what the chain handed it (``PATH:input``), so a later
+    block can read them. A source not in ``env`` (outside a block measured alone) is ``outside``, or else
+    the value handed to the block.
+    """
+    for node in nodes:
+        env[f"{node.path}:input"] = value
+        if node.sources:
+            value = join([env.get(key, value if outside is None else outside) for key in node.sources])
+        value = step(node, value)
+        env[node.path] = value
+    return value
 
 
 class Block(Generic[S]):
@@ -153,6 +176,9 @@ class Block(Generic[S]):
         block_fields: Arguments that hold lists of blocks (expanded into ``Node.children``).
         scalar_key: The argument a scalar value stands for (``dropout: 0.5`` -> ``rate``).
         counts_depth: Whether the block is one weight layer for the depth rule.
+        inputs: How many inputs the block takes, ``(fewest, most)``; more than one come from ``from:``.
+        chains_body: Whether the block's ``body`` is one chain from its input to its output (a sequence,
+            a repeat): names written inside stay visible to ``from:`` after it, as if written in its place.
         colour: The diagram's fill colour class (``conv``, ``dense``, ``pool``, ``regularise``,
             ``plain``, ``combinator`` ...; see ``blockbuilder.report.diagram_marks.COLOURS``).
     """
@@ -162,6 +188,8 @@ class Block(Generic[S]):
     block_fields: ClassVar[tuple[str, ...]] = ()
     scalar_key: ClassVar[str | None] = None
     counts_depth: ClassVar[bool] = False
+    inputs: ClassVar[tuple[int, int]] = (1, 1)
+    chains_body: ClassVar[bool] = False
     colour: ClassVar[str] = "plain"
 
     # -- the document: shorthands ---------------------------------------------------------------
@@ -184,6 +212,11 @@ class Block(Generic[S]):
     def infer(self, spec: S, shape: Shape, site: Site) -> Shape:
         """The output shape for input ``shape`` (leaves); raise ``site.error(...)`` when it cannot work."""
         return shape
+
+    def infer_inputs(self, spec: S, shapes: Sequence[Shape], names: Sequence[str], site: Site) -> Shape:
+        """The output shape for several inputs (``names`` as written in ``from:``, for messages); blocks that
+        take one input keep ``infer``."""
+        return self.infer(spec, shapes[0], site)
 
     def expand(self, spec: S, fields: Mapping[str, Any], shape: Shape, ex: Expansion) -> tuple[Children, Shape]:
         """Combinators: expand the block fields into children; return them and the output shape.

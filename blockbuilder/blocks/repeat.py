@@ -31,6 +31,7 @@ class Repeat(Block[RepeatSpec]):
     Spec = RepeatSpec
     block_fields = ("body",)
     scalar_key = "times"
+    chains_body = True
     colour = "combinator"
 
     def expand(self, spec: RepeatSpec, fields: Mapping[str, Any], shape: Shape,

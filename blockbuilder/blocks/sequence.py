@@ -22,6 +22,7 @@ class Sequence(Block[SequenceSpec]):
 
     Spec = SequenceSpec
     block_fields = ("body",)
+    chains_body = True
     colour = "combinator"
 
     def expand(self, spec: SequenceSpec, fields: Mapping[str, Any], shape: Shape,

@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from blockbuilder.blocks import Node
+from blockbuilder.blocks import Node, flow
 from blockbuilder.compiler import layers  # noqa: F401  (custom layers; dotted names on PyTorch)
 
 
@@ -32,16 +32,21 @@ class BuildContext:
 
     def __init__(self, output: Node[Any] | None = None) -> None:
         self.output = output
+        self.tensors: dict[str, Any] = {}  # every block's output by path, and what each was handed (PATH:input)
 
     def build_all(self, nodes: Iterable[Node[Any]], x: Any) -> Any:
-        """Apply a chain of blocks to ``x``."""
-        for node in nodes:
-            if node is self.output:
-                with float32_policy():
-                    x = node.block.build(node, x, self)
-            else:
-                x = node.block.build(node, x, self)
-        return x
+        """Apply a chain of blocks to ``x`` (a block with ``from:`` reads the blocks it names instead)."""
+        return flow(tuple(nodes), x, self.tensors, self._build, lambda tensors: tensors[0])
+
+    def inputs(self, node: Node[Any], x: Any) -> list[Any]:
+        """Every tensor a block reads (``x`` when it reads only the previous block's output)."""
+        return [self.tensors.get(key, x) for key in node.sources] if node.sources else [x]
+
+    def _build(self, node: Node[Any], x: Any) -> Any:
+        if node is self.output:
+            with float32_policy():
+                return node.block.build(node, x, self)
+        return node.block.build(node, x, self)
 
 
 def output_block(root: Node[Any]) -> Node[Any] | None:
@@ -70,7 +75,9 @@ def build_model(root: Node[Any], name: str, input_shape: tuple[int, ...], input_
     sys.setrecursionlimit(max(saved, 20_000))  # deep but legal nestings (see language.scope.MAX_NESTING)
     try:
         inputs = keras.Input(shape=input_shape, name=input_name)
-        outputs = BuildContext(output_block(root)).build_all(root.group("body"), inputs)
+        context = BuildContext(output_block(root))
+        context.tensors[":input"] = inputs
+        outputs = context.build_all(root.group("body"), inputs)
         return keras.Model(inputs, outputs, name=name)
     finally:
         sys.setrecursionlimit(saved)

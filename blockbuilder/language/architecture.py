@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 
-from blockbuilder.blocks import Node
+from blockbuilder.blocks import Node, flow
 from blockbuilder.errors import Location, SpecError, shown
 from blockbuilder.language.budgets import Limits
 from blockbuilder.language.document import Map, Seq, dump, load_text
@@ -94,10 +94,17 @@ def document_yaml(document: Map) -> str:
 
 
 def block_depth(node: Node[Any]) -> int:
-    """Depth of one block by the weight-layer rule."""
+    """Depth of one block by the weight-layer rule: the longest path, also through ``from:`` (the inputs of a
+    block measured alone, from outside it, count as its input)."""
+    at: dict[str, int] = {}
+
+    def step(n: Node[Any], depth: int) -> int:
+        if n.block.chains_body:  # written in its place: its blocks may read blocks before it
+            return flow(n.group("body"), depth, at, step, max, 0)
+        return depth + n.block.depth(n, depth_of)
 
     def depth_of(nodes: tuple[Node[Any], ...]) -> int:
-        return sum(n.block.depth(n, depth_of) for n in nodes)
+        return flow(nodes, 0, at, step, max, 0)
 
     with recursion_room():
         return depth_of((node,))

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from blockbuilder.blocks import Block, Children, Node, Shape, Site, block_names, get_block
 from blockbuilder.errors import Location, SpecError, did_you_mean, shown
 from blockbuilder.language.document import Map, Seq, loc_of
+from blockbuilder.language.graph import Region, Source, check_read
 from blockbuilder.language.pydantic_errors import spec_error
 from blockbuilder.language.resolve import plain
 from blockbuilder.language.scope import (MAX_BLOCK_PARAMS, MAX_BLOCKS, MAX_CALL_DEPTH, MAX_NESTING, Budget, Namer,
@@ -38,8 +39,9 @@ from blockbuilder.language.substitute import substitute
 from blockbuilder.language.user_blocks import UserBlock, user_blocks
 
 NAME = re.compile(r"[A-Za-z_][\w-]{0,99}")
-#: The keys of an entry that are not its block type or an argument: its name and its condition.
-ENTRY_KEYS = ("name", "if")
+#: The keys of an entry that are not its block type or an argument: its name, its condition, what it reads.
+ENTRY_KEYS = ("name", "if", "from")
+MAX_SOURCES = 64
 
 
 # -- what a combinator sees -----------------------------------------------------------------------
@@ -59,6 +61,8 @@ class Expansion:
     path: str
     scope: Scope
     namer: Namer
+    region: Region
+    shared: bool = False  # the children are written in the combinator's place (a sequence, a repeat)
 
     def chain(self, raw: Any, shape: Shape, field_name: str, *, bindings: Mapping[str, Any] | None = None,
               group: str | None = None, doc_path: str | None = None) -> tuple[tuple[Node[Any], ...], Shape]:
@@ -76,12 +80,15 @@ class Expansion:
         """
         doc_path = doc_path or f"{self.site.doc_path}.{self.site.type}.{field_name}"
         scope = self.scope.bind(bindings or {})
+        region = self.region if self.shared else self.region.part(
+            f"the {field_name} of {self.site.type} '{self.path.rpartition('.')[2]}'")
         if group is None:
-            return self.expander.chain(raw, shape, scope, self.path, self.namer, doc_path, self.site)
+            return self.expander.chain(raw, shape, scope, self.path, self.namer, doc_path, self.site, region)
         path = _join(self.path, self.namer.written(group, self.site.loc, doc_path))
         inner = scope.inside()
         self.expander.enter(inner, self.site.loc, doc_path)
-        children, out = self.expander.chain(raw, shape, inner, path, Namer(owner=group), doc_path, self.site)
+        children, out = self.expander.chain(raw, shape, inner, path, Namer(owner=group), doc_path, self.site,
+                                            region)
         site = Site("sequence", self.site.loc, doc_path)
         wrapper = self.expander.make_node("sequence", "sequence", path, _sequence_spec(), site,
                                           shape, out, {"body": children})
@@ -115,6 +122,7 @@ class Expander:
         self.defaults = _defaults(document, self.user_blocks)
         self.budget = Budget(limit=max_blocks)
         self.globals: Mapping[str, Any] = {}
+        self.written_at: dict[str, tuple[Location | None, str]] = {}  # each block's entry, by path
 
     def network(self, network: Any, input_shape: Shape, scope: Scope, input_name: str,
                 where: Location | None) -> Node[Any]:
@@ -123,25 +131,33 @@ class Expander:
         if not isinstance(network, Seq) or not network:
             raise SpecError("'network' is a non-empty list of blocks", where, "network")
         site = Site("sequence", where, "network")
+        model_input = Source(":input", input_shape, input_name)
+        region = Region("the network", start=(model_input,), named={input_name: model_input})
         with recursion_room():
             children, out = self.chain(network, input_shape, scope, "", Namer((input_name,), "the model input"),
-                                       "network", site)
-        return self.make_node("sequence", "network", "", _sequence_spec(), site, input_shape, out,
-                              {"body": children})
+                                       "network", site, region)
+            root = self.make_node("sequence", "network", "", _sequence_spec(), site, input_shape, out,
+                                  {"body": children})
+            check_read(root, self.written_at)
+        return root
 
     # -- lists and entries -----------------------------------------------------------------------
 
     def chain(self, raw: Any, shape: Shape, scope: Scope, parent: str, namer: Namer, doc_path: str,
-              owner: Site) -> tuple[tuple[Node[Any], ...], Shape]:
+              owner: Site, region: Region) -> tuple[tuple[Node[Any], ...], Shape]:
         items, locs, paths = self._items(raw, owner, doc_path)
         read = [self.read_entry(item, where, path, scope) for item, where, path in zip(items, locs, paths)]
         entries = [entry for entry in read if entry is not None]
-        namer.expect([entry.name for entry in entries if entry.name is not None])
+        written = [entry.name for entry in entries if entry.name is not None]
+        namer.expect(written)
+        region.announce(written)
         nodes = []
         for entry in entries:
-            node = self.entry(entry, shape, scope, parent, namer)
+            node = self.entry(entry, shape, scope, parent, namer, region)
             nodes.append(node)
             shape = node.output_shape
+            in_place = entry.type not in self.user_blocks and _known(entry.type).chains_body
+            region.define(entry.name, Source(node.path, shape, node.name), counted=not in_place)
         return tuple(nodes), shape
 
     def read_entry(self, item: Any, where: Location | None, doc_path: str, scope: Scope) -> Entry | None:
@@ -177,6 +193,7 @@ class Expander:
                     raise SpecError(f"'{key}' is given twice", item.key_loc(key), f"{doc_path}.{key}")
                 args[key] = item[key]
                 args.locs[key], args.key_locs[key] = item.loc_of(key), item.key_loc(key)
+        sources, source_locs = self._sources(item, scope, doc_path)
         name = None
         if "name" in item:
             value = substitute(item["name"], scope.names, item.loc_of("name"), f"{doc_path}.name")
@@ -184,19 +201,64 @@ class Expander:
                 raise SpecError(f"a block name is letters, digits, '_' and '-' (at most 100), got {shown(value)}",
                                 item.loc_of("name"), f"{doc_path}.name")
             name = value
-        return Entry(block_type, args, name, where, doc_path, item.loc_of("name") if name else where)
+        return Entry(block_type, args, name, where, doc_path, item.loc_of("name") if name else where, sources,
+                     source_locs)
 
-    def entry(self, entry: Entry, shape: Shape, scope: Scope, parent: str, namer: Namer) -> Node[Any]:
+    def _sources(self, item: Map, scope: Scope, doc_path: str) -> tuple[tuple[str, ...] | None,
+                                                                       tuple[Location | None, ...]]:
+        """An entry's ``from:``: the names of the blocks it reads (``None``: it reads the previous block)."""
+        if "from" not in item:
+            return None, ()
+        where, path = item.loc_of("from"), f"{doc_path}.from"
+        value = substitute(item["from"], scope.names, where, path)
+        names, locs = (list(value), [value.loc_of(i) or where for i in range(len(value))]) \
+            if isinstance(value, Seq) else ([value], [where])
+        if not 1 <= len(names) <= MAX_SOURCES:
+            raise SpecError(f"'from' names an earlier block or a list of 1 to {MAX_SOURCES} of them, "
+                            f"got {shown(plain(value))}", where, path)
+        for name, at in zip(names, locs):
+            if not isinstance(name, str) or not NAME.fullmatch(name):
+                raise SpecError(f"'from' names blocks by the name: written on them, got {shown(plain(name))}",
+                                at, path)
+        return tuple(names), tuple(locs)
+
+    def entry(self, entry: Entry, shape: Shape, scope: Scope, parent: str, namer: Namer,
+              region: Region) -> Node[Any]:
         """Steps 2-6 for one entry: a frozen node."""
         label = _label(entry)
         name = (namer.written(entry.name, entry.name_loc, f"{entry.doc_path}.name") if entry.name
                 else namer.automatic(label))
         path = _join(parent, name)
+        self.written_at[path] = (entry.where, entry.doc_path)
+        region.open(Source(f"{path}:input", shape, "the input"))
+        inputs = self._inputs(entry, region)
         inner = scope.inside()
         self.enter(inner, entry.where, entry.doc_path)
         if entry.type in self.user_blocks:
-            return self._user(entry, path, shape, inner)
-        return self._builtin(entry, path, shape, inner)
+            return self._user(entry, path, shape, inner, region, inputs)
+        return self._builtin(entry, path, shape, inner, region, inputs)
+
+    def _inputs(self, entry: Entry, region: Region) -> tuple[Source, ...] | None:
+        """What an entry reads when not the previous block: the blocks its ``from:`` names, or, for a block
+        that takes several inputs, the blocks written last before it."""
+        user = self.user_blocks.get(entry.type)
+        low, high = (max(len(user.inputs), 1),) * 2 if user else _known(entry.type).inputs
+        what = (f"block '{entry.type}'" if user else f"'{entry.type}'") + f" takes {_count(low, high)}"
+        if user and user.inputs:
+            what += f" ({', '.join(user.inputs)})"
+        path = f"{entry.doc_path}.from"
+        if entry.sources is not None:
+            if not low <= len(entry.sources) <= high:
+                raise SpecError(f"{what}, got {len(entry.sources)} in 'from'", entry.source_locs[0], path)
+            return tuple(region.resolve(name, at, path) for name, at in zip(entry.sources, entry.source_locs))
+        if low == 1:
+            return None
+        found = region.recent(low)
+        if found is None:
+            before = len(region.written)
+            raise SpecError(f"{what}, but {before} {'block comes' if before == 1 else 'blocks come'} before it "
+                            "here: name them in 'from'", entry.where, entry.doc_path)
+        return found
 
     def enter(self, scope: Scope, where: Location | None, doc_path: str) -> None:
         if scope.nesting > MAX_NESTING:
@@ -205,8 +267,10 @@ class Expander:
 
     # -- built-in and user blocks ----------------------------------------------------------------
 
-    def _builtin(self, entry: Entry, path: str, shape: Shape, scope: Scope) -> Node[Any]:
+    def _builtin(self, entry: Entry, path: str, shape: Shape, scope: Scope, region: Region,
+                 inputs: tuple[Source, ...] | None) -> Node[Any]:
         block = _known(entry.type)
+        shape = inputs[0].shape if inputs else shape
         where, doc_path = entry.where, entry.doc_path
         args = self._with_defaults(entry.type, entry.args)
         fields = {key: args.pop(key) for key in list(args) if block.holds_blocks(key, args[key])}
@@ -217,18 +281,23 @@ class Expander:
         plain_values, fields = block.normalize(_plain_top(values), fields, site)
         spec = _validate(block, plain_values, values, where, f"{doc_path}.{entry.type}")
         if block.block_fields:
-            expansion = Expansion(self, site, path, scope, Namer(block.layer_names(spec), f"a {entry.type}"))
+            expansion = Expansion(self, site, path, scope, Namer(block.layer_names(spec), f"a {entry.type}"),
+                                  region, block.chains_body)
             children, out = block.expand(spec, fields, shape, expansion)
+        elif inputs:
+            children, out = {}, block.infer_inputs(spec, [s.shape for s in inputs], [s.name for s in inputs], site)
         else:
             children, out = {}, block.infer(spec, shape, site)
-        node = self.make_node(entry.type, _label(entry), path, spec, site, shape, out, children)
+        node = self.make_node(entry.type, _label(entry), path, spec, site, shape, out, children, _keys(inputs))
         own = block.params(node)
         if own > MAX_BLOCK_PARAMS:
             raise node.error(f"this block alone would have {own:,} parameters (at most {MAX_BLOCK_PARAMS:,})")
         return node
 
-    def _user(self, entry: Entry, path: str, shape: Shape, scope: Scope) -> Node[Any]:
+    def _user(self, entry: Entry, path: str, shape: Shape, scope: Scope, region: Region,
+              inputs: tuple[Source, ...] | None) -> Node[Any]:
         name, where, doc_path = entry.type, entry.where, entry.doc_path
+        shape = inputs[0].shape if inputs else shape
         if name in scope.calls:
             chain = " -> ".join([*scope.calls[scope.calls.index(name):], name])
             raise SpecError(f"block '{name}' uses itself ({chain})", where, doc_path)
@@ -240,32 +309,37 @@ class Expander:
         for key, param in user.params.items():  # a block argument names a known block, checked at its line
             if param.kind == "block" and key in values:
                 self.read_entry(values[key], values.loc_of(key), f"{doc_path}.{name}.{key}", scope)
-        # The body sees the global names, its parameters, and the width of its input (in_channels).
-        body_scope = Scope({**self.globals, "in_channels": shape[-1] if shape else 0, **params},
-                           (*scope.calls, name), scope.nesting)
+        # The body sees the global names, its parameters, and the shape of its (first) input; from: its inputs.
+        body_scope = Scope({**self.globals, "in_channels": shape[-1] if shape else 0, "in_shape": list(shape),
+                            **params}, (*scope.calls, name), scope.nesting)
+        start = inputs or (Source(f"{path}:input", shape, user.inputs[0] if user.inputs else "the input"),)
+        body_region = Region(f"block '{name}'", region, start, dict(zip(user.inputs, start)))
         try:
             # A body that is one block becomes that block, with the user's name (one its 'if' leaves out: nothing).
             inner = (self.read_entry(user.body, user.body_loc, f"{user.doc_path}.body", body_scope)
                      if isinstance(user.body, Map) else None)
             if inner is not None:
                 inner = replace(inner, name=None)
-                node = (self._user(inner, path, shape, body_scope) if inner.type in self.user_blocks
-                        else self._builtin(inner, path, shape, body_scope))
+                reads = self._inputs(inner, body_region) or inputs
+                node = (self._user(inner, path, shape, body_scope, body_region, reads)
+                        if inner.type in self.user_blocks else
+                        self._builtin(inner, path, shape, body_scope, body_region, reads))
                 return replace(node, label=name)
             site = Site("sequence", user.loc, user.doc_path)
             children, out = self.chain(user.body, shape, body_scope, path, Namer(owner=f"block '{name}'"),
-                                       f"{user.doc_path}.body", site)
-            return self.make_node("sequence", name, path, _sequence_spec(), site, shape, out, {"body": children})
+                                       f"{user.doc_path}.body", site, body_region)
+            return self.make_node("sequence", name, path, _sequence_spec(), site, shape, out, {"body": children},
+                                  _keys(inputs))
         except SpecError as exc:
             raise _used_at(exc, name, where) from None
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def make_node(self, block_type: str, label: str, path: str, spec: Any, site: Site, shape: Shape,
-                  out: Shape, children: Children) -> Node[Any]:
+                  out: Shape, children: Children, sources: tuple[str, ...] = ()) -> Node[Any]:
         self.budget.add(1, site.loc, site.doc_path)
         return Node(type=block_type, label=label, path=path, spec=spec, site=site, input_shape=shape,
-                    output_shape=out, children=children)
+                    output_shape=out, children=children, sources=sources)
 
     def defaults_for(self, block_type: str) -> dict[str, Any]:
         found = self.defaults.get(block_type)
@@ -330,6 +404,8 @@ class Entry:
     where: Location | None
     doc_path: str
     name_loc: Location | None
+    sources: tuple[str, ...] | None = None  # from: as written (None: the previous block)
+    source_locs: tuple[Location | None, ...] = ()
 
 
 # -- module helpers -------------------------------------------------------------------------------
@@ -407,6 +483,16 @@ def _used_at(exc: SpecError, name: str, where: Location | None) -> SpecError:
 
 def _plain_top(values: Map) -> dict[str, Any]:
     return {key: plain(value) for key, value in values.items()}
+
+
+def _keys(inputs: tuple[Source, ...] | None) -> tuple[str, ...]:
+    return tuple(source.key for source in inputs) if inputs else ()
+
+
+def _count(low: int, high: int) -> str:
+    if low == high:
+        return "one input" if low == 1 else f"{low} inputs"
+    return f"{low} to {high} inputs"
 
 
 def _join(parent: str, name: str) -> str:

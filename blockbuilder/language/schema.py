@@ -44,6 +44,10 @@ def _args_schema(name: str, defs: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": options}
 
 
+#: ``from:`` and ``inputs:``: a block's name, or a list of them.
+NAMES = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+
+
 def json_schema() -> dict[str, Any]:
     """The schema of an architecture file; user-defined block names are allowed as extra keys."""
     defs: dict[str, Any] = {}
@@ -51,7 +55,7 @@ def json_schema() -> dict[str, Any]:
     defs["block"] = {
         "anyOf": [
             {"type": "string", "description": "a block type without arguments, e.g. flatten"},
-            {"type": "object", "properties": {**blocks, "name": {"type": "string"}, "body": {}},
+            {"type": "object", "properties": {**blocks, "name": {"type": "string"}, "body": {}, "from": NAMES},
              "minProperties": 1},
         ]
     }
@@ -70,7 +74,7 @@ def json_schema() -> dict[str, Any]:
         "defaults": {"type": "object", "properties": {n: {"type": "object"} for n in block_names()}},
         "blocks": {"type": "object", "additionalProperties": {
             "type": "object", "required": ["body"], "additionalProperties": False,
-            "properties": {"params": {"type": "object"}, "body": {"$ref": "#/$defs/blocks"},
+            "properties": {"params": {"type": "object"}, "inputs": NAMES, "body": {"$ref": "#/$defs/blocks"},
                            "doc": {"type": "string"}}}},
         "network": {"type": "array", "items": {"$ref": "#/$defs/block"}},
         "meta": {"type": "object"},

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from blockbuilder.blocks import get_block
 from blockbuilder.errors import Location, SpecError, did_you_mean, shown
-from blockbuilder.language.document import Map, loc_of
+from blockbuilder.language.document import Map, Seq, loc_of
 
 PARAM_TYPES: dict[str, type | tuple[type, ...]] = {
     "int": int, "float": (int, float), "number": (int, float), "bool": bool, "str": str, "list": list,
     "block": (str, dict), "any": object,
 }
-DEFINITION_KEYS = ("params", "body", "doc")
+DEFINITION_KEYS = ("params", "inputs", "body", "doc")
+INPUT_NAME = re.compile(r"[A-Za-z_][\w-]{0,99}")
+MAX_INPUTS = 64
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class UserBlock:
     body: Any
     body_loc: Location | None
     params: Mapping[str, Param]
+    inputs: tuple[str, ...] = ()  # names of its inputs in its body (none: one input, unnamed)
 
     @property
     def doc_path(self) -> str:
@@ -99,7 +103,22 @@ def _definition(name: str, definition: Any, where: Location | None) -> UserBlock
     params = definition.get("params")
     return UserBlock(name, where, definition["body"], definition.loc_of("body"),
                      _params(Map(loc=where) if params is None else params, definition.loc_of("params"),
-                             f"{path}.params"))
+                             f"{path}.params"), _inputs(definition, f"{path}.inputs"))
+
+
+def _inputs(definition: Map, path: str) -> tuple[str, ...]:
+    """``inputs: [x, p]``: the names its body reads its inputs by (``from: p``), the first where it starts."""
+    if "inputs" not in definition:
+        return ()
+    value, where = definition["inputs"], definition.loc_of("inputs")
+    names = list(value) if isinstance(value, Seq) else [value]
+    if not 1 <= len(names) <= MAX_INPUTS or not all(isinstance(n, str) and INPUT_NAME.fullmatch(n) for n in names):
+        raise SpecError(f"'inputs' names the block's inputs (letters, digits, '_' and '-'; 1 to {MAX_INPUTS} "
+                        f"of them), got {shown(value)}", where, path)
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise SpecError(f"input '{twice}' is named twice", where, path)
+    return tuple(names)
 
 
 def _params(params: Any, where: Location | None, path: str) -> dict[str, Param]:

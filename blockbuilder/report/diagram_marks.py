@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from blockbuilder.blocks import Node
+from blockbuilder.blocks.merge import source_names
 from blockbuilder.text import human
 
 BOX_W, BOX_H = 2.5, 0.66          # a block's box, in inches
@@ -59,8 +60,10 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 
 def describe(node: Node[Any]) -> str:
-    """What a block does, in a few words: ``conv 3×3 /2, 64``, ``dense 10``, ``residual``."""
-    return node.block.describe(node)
+    """What a block does, in a few words: ``conv 3×3 /2, 64``, ``dense 10``, ``residual``; then what it reads
+    when not the block before it (``merge: add ← h, q``)."""
+    text = node.block.describe(node)
+    return f"{text} ← {', '.join(source_names(node))}" if node.sources else text
 
 
 def title_of(node: Node[Any]) -> str:

@@ -11,8 +11,11 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from blockbuilder.blocks import Node
+from blockbuilder.blocks import Node, flow
+from blockbuilder.blocks.geometry import widest
 from blockbuilder.language.architecture import Architecture, block_depth
+from blockbuilder.language.scope import recursion_room
+from blockbuilder.report.diagram_marks import describe
 from blockbuilder.report.latency import predictions
 from blockbuilder.text import human, plural
 
@@ -183,16 +186,17 @@ def _index(root: Node[Any]) -> dict[str, Node[Any]]:
 
 def receptive_fields(root: Node[Any]) -> dict[str, int | None]:
     """Receptive field (input pixels one output value sees) after every block; ``None`` where undefined."""
-    found: dict[str, int | None] = {}
+    at: dict[str, Any] = {}
+
+    def step(node: Node[Any], field: Any) -> Any:
+        return node.block.receptive_field(node, field, chain)
 
     def chain(nodes: tuple[Node[Any], ...], field: Any) -> Any:
-        for node in nodes:
-            field = node.block.receptive_field(node, field, chain)
-            found[node.path] = field[0] if field else None
-        return field
+        return flow(nodes, field, at, step, lambda fields: widest(*fields))  # from: the widest input's
 
-    chain(root.group("body"), (1, 1))
-    return found
+    with recursion_room():
+        chain(root.group("body"), (1, 1))
+    return {path: field[0] if field else None for path, field in at.items() if not path.endswith(":input")}
 
 
 def _block(node: Node[Any], own_params: dict[str, int], own_macs: dict[str, int],
@@ -210,7 +214,7 @@ def _block(node: Node[Any], own_params: dict[str, int], own_macs: dict[str, int]
         children=children,
         trainable_params=trains + sum(c.trainable_params for c in children),
         frozen_params=frozen + sum(c.frozen_params for c in children),
-        description=node.block.describe(node),
+        description=describe(node),
     )
 
 
