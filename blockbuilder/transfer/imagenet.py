@@ -15,7 +15,8 @@ import hashlib
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,8 +39,14 @@ class ImagenetFiles:
 
     Attributes:
         folder: The address of the folder both files are in.
-        top, notop: File names.
+        top, notop: File names (in the Keras cache).
         top_hash, notop_hash: Their md5 hashes as keras.applications checks them (``None``: not checked).
+        remote: The files' names at ``folder`` where they differ from their names in the cache (NASNet's
+            ``NASNet-mobile.h5`` is cached as ``nasnet_mobile.h5``).
+        stddev_as_variance: The file's ``Normalization`` layer holds standard deviations where a variance
+            belongs (keras.applications' EfficientNet B0-B7, which divides once more by their square
+            root after it: tensorflow/tensorflow#49930); loading squares them, so that the network's one
+            ``normalization`` computes what keras.applications' two layers compute.
     """
 
     folder: str
@@ -47,9 +54,11 @@ class ImagenetFiles:
     top_hash: str | None
     notop: str
     notop_hash: str | None
+    remote: Mapping[str, str] = field(default_factory=dict)
+    stddev_as_variance: bool = False
 
     def url(self, file_name: str) -> str:
-        return self.folder + file_name
+        return self.folder + self.remote.get(file_name, file_name)
 
 
 def _tf_kernels(folder: str, stem: str, top_hash: str, notop_hash: str) -> ImagenetFiles:
@@ -91,6 +100,42 @@ IMAGENET_FILES: dict[str, ImagenetFiles] = {
            ("s", "e1d88a8495beba45748fedd0cecbe016", "af0682fb74e8c54910f2d4393339c070"),
            ("m", "a3bf6aa3276309f4fc6a34aa114c95cd", "1b8dc055df72dde80d614482840fe342"),
            ("l", "27e6d408b53c7ebc868fefa357689935", "b0b66b5c863aef5b46e8608fe1711615"))},
+    # keras.applications' mobilenet.py: alpha 1.0 at 224 (the file it takes for any other input size too);
+    # no hash is checked.
+    "mobilenet_v1": ImagenetFiles(_STORAGE + "mobilenet/", "mobilenet_1_0_224_tf.h5", None,
+                                  "mobilenet_1_0_224_tf_no_top.h5", None),
+    # mobilenet_v3.py: alpha 1.0, not minimalistic; the notop files are its "_no_top_v2" ones.
+    **{f"mobilenet_v3_{kind}": ImagenetFiles(_STORAGE + "mobilenet_v3/",
+                                             f"weights_mobilenet_v3_{kind}_224_1.0_float.h5", top,
+                                             f"weights_mobilenet_v3_{kind}_224_1.0_float_no_top_v2.h5", notop)
+       for kind, top, notop in (
+           ("small", "8768d4c2e7dee89b9d02b2d03d65d862", "d3e8ec802a04aa4fc771ee12a9a9b836"),
+           ("large", "59e551e166be033d707958cf9e29a6a7", "07fb09a5933dd0c8eaafa16978110389"))},
+    # efficientnet.py: efficientnetb0.h5 ... efficientnetb7_notop.h5, in another bucket than the others.
+    **{f"efficientnet_{size}": ImagenetFiles("https://storage.googleapis.com/keras-applications/",
+                                             f"efficientnet{size}.h5", top, f"efficientnet{size}_notop.h5", notop,
+                                             stddev_as_variance=True)
+       for size, top, notop in (
+           ("b0", "902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d"),
+           ("b1", "1d254153d4ab51201f1646940f018540", "74c4e6b3e1f6a1eea24c589628592432"),
+           ("b2", "b15cce36ff4dcbd00b6dd88e7857a6ad", "111f8e2ac8aa800a7a99e3239f7bfb39"),
+           ("b3", "ffd1fdc53d0ce67064dc6a9c7960ede0", "af6d107764bb5b1abb91932881670226"),
+           ("b4", "18c95ad55216b8f92d7e70b3a046e2fc", "ebc24e6d6c33eaebbd558eafbeedf1ba"),
+           ("b5", "ace28f2a6363774853a83a0b21b9421a", "38879255a25d3c92d5e44e04ae6cec6f"),
+           ("b6", "165f6e37dce68623721b423839de8be5", "9ecce42647a20130c1f39a5d4cb75743"),
+           ("b7", "8c03f828fec3ef71311cd463b6759d99", "cbcfe4450ddf6f3ad90b1b398090fe4a"))},
+    "xception": _tf_kernels("xception/", "xception", "0a58e3b7378bc2990ea3b43d5981f1f6",
+                            "b0042744bf5b25fce3cb969f33bebb97"),
+    "inception_resnet_v2": _tf_kernels("inception_resnet_v2/", "inception_resnet_v2",
+                                       "e693bd0210a403b3192acc6073ad2e96", "d19885ff4a710c122648d3b5c3b684e4"),
+    # nasnet.py: cached as nasnet_mobile.h5, fetched from NASNet-mobile.h5.
+    **{f"nasnet_{size}": ImagenetFiles(_STORAGE + "nasnet/", f"nasnet_{size}.h5", top, f"nasnet_{size}_no_top.h5",
+                                       notop,
+                                       remote={f"nasnet_{size}.h5": f"NASNet-{size}.h5",
+                                               f"nasnet_{size}_no_top.h5": f"NASNet-{size}-no-top.h5"})
+       for size, top, notop in (
+           ("mobile", "020fb642bf7360b370c678b08e0adf61", "1ed92395b5b598bdda52abe5c0dbfd63"),
+           ("large", "11577c9a518f0070763c2b964a382f17", "d81d89dc07e6e56530c4e77faddd61b5"))},
 }
 
 IMAGENET_CLASSES = 1000

@@ -403,6 +403,18 @@ def match(targets: Sequence[tuple[str, Sequence[Any]]], stored: StoredWeights
     return results, pairs, [layer.name for layer in stored.layers if layer.name not in names]
 
 
+def _variances_from_stddevs(stored: StoredWeights) -> StoredWeights:
+    """The file's ``Normalization`` layers (mean, variance, count) with their "variance", a standard deviation
+    there, squared: ``(x - mean) / sqrt(s) / sqrt(s)``, what keras.applications computes, is ``(x - mean) / s``."""
+    def fixed(layer: StoredLayer) -> StoredLayer:
+        if len(layer.values) != 3 or layer.values[2].ndim or layer.values[0].shape != layer.values[1].shape:
+            return layer
+        mean, deviation, count = layer.values
+        return StoredLayer(layer.name, (mean, np.square(deviation.astype(np.float64)).astype(deviation.dtype), count))
+
+    return StoredWeights(stored.path, tuple(fixed(layer) for layer in stored.layers), stored.by_order)
+
+
 def load_weights(model: Any, weights: Weights, architecture: Architecture | None = None) -> LoadReport:
     """Load ``weights`` into ``model``, layer by layer, by the block hierarchy.
 
@@ -413,6 +425,11 @@ def load_weights(model: Any, weights: Weights, architecture: Architecture | None
     path = locate(weights, architecture)
     targets = [(layer.name, list(layer.weights)) for layer in model.layers if layer.weights]
     stored = read_weights_file(path, [name for name, _ in targets])
+    if weights.imagenet and architecture is not None:
+        from blockbuilder.transfer import imagenet
+
+        if imagenet.IMAGENET_FILES[imagenet.network_of(architecture)].stddev_as_variance:
+            stored = _variances_from_stddevs(stored)
     results, pairs, unused = match(targets, stored)
     report = LoadReport(weights.written, path, results, unused, stored.by_order)
     if not pairs:
