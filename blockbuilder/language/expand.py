@@ -25,13 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pydantic import ValidationError
-
 from blockbuilder.blocks import Block, Children, Node, Shape, Site, block_names, get_block
 from blockbuilder.errors import Location, SpecError, did_you_mean, shown
 from blockbuilder.language.document import Map, Seq, loc_of
+from blockbuilder.language.entries import (Entry, condition, entry_label, input_count, joined, located, plain_top,
+                                           read_defaults, source_keys, used_at, validate_spec)
 from blockbuilder.language.graph import Region, Source, check_read
-from blockbuilder.language.pydantic_errors import spec_error
 from blockbuilder.language.resolve import plain
 from blockbuilder.language.scope import (MAX_BLOCK_PARAMS, MAX_BLOCKS, MAX_CALL_DEPTH, MAX_NESTING, Budget, Namer,
                                          Scope, recursion_room)
@@ -84,7 +83,7 @@ class Expansion:
             f"the {field_name} of {self.site.type} '{self.path.rpartition('.')[2]}'")
         if group is None:
             return self.expander.chain(raw, shape, scope, self.path, self.namer, doc_path, self.site, region)
-        path = _join(self.path, self.namer.written(group, self.site.loc, doc_path))
+        path = joined(self.path, self.namer.written(group, self.site.loc, doc_path))
         inner = scope.inside()
         self.expander.enter(inner, self.site.loc, doc_path)
         children, out = self.expander.chain(raw, shape, inner, path, Namer(owner=group), doc_path, self.site,
@@ -99,10 +98,10 @@ class Expansion:
         doc_path = f"{self.site.doc_path}.{self.site.type}.{field_name}"
         block = _known(block_type)
         merged = {**self.expander.defaults_for(block_type), **args}
-        spec = _validate(block, merged, Map(merged, loc=self.site.loc), self.site.loc, f"{doc_path}.{block_type}")
+        spec = validate_spec(block, merged, Map(merged, loc=self.site.loc), self.site.loc, f"{doc_path}.{block_type}")
         site = Site(block_type, self.site.loc, doc_path)
         out = block.infer(spec, shape, site)
-        return self.expander.make_node(block_type, block_type, _join(self.path, name), spec, site, shape, out, {})
+        return self.expander.make_node(block_type, block_type, joined(self.path, name), spec, site, shape, out, {})
 
     def reserve(self, count: int, key: str) -> None:
         """Refuse a count of blocks that would exceed the budget, before expanding any (a repeat's)."""
@@ -119,7 +118,7 @@ class Expander:
 
     def __init__(self, document: Map, max_blocks: int = MAX_BLOCKS) -> None:
         self.user_blocks: dict[str, UserBlock] = user_blocks(document)
-        self.defaults = _defaults(document, self.user_blocks)
+        self.defaults = read_defaults(document, self.user_blocks)
         self.budget = Budget(limit=max_blocks)
         self.globals: Mapping[str, Any] = {}
         self.written_at: dict[str, tuple[Location | None, str]] = {}  # each block's entry, by path
@@ -176,7 +175,7 @@ class Expander:
         if not isinstance(item, Map) or not item:
             raise SpecError(f"expected a block (a name, or a mapping like {{conv: {{filters: 32}}}}), "
                             f"got {shown(plain(item))}", where, doc_path)
-        if "if" in item and not _condition(item, scope, doc_path):
+        if "if" in item and not condition(item, scope, doc_path):
             return None
         keys = [key for key in item if key not in ENTRY_KEYS]
         types = [key for key in keys if self._is_type(key)]
@@ -225,10 +224,10 @@ class Expander:
     def entry(self, entry: Entry, shape: Shape, scope: Scope, parent: str, namer: Namer,
               region: Region) -> Node[Any]:
         """Steps 2-6 for one entry: a frozen node."""
-        label = _label(entry)
+        label = entry_label(entry)
         name = (namer.written(entry.name, entry.name_loc, f"{entry.doc_path}.name") if entry.name
                 else namer.automatic(label))
-        path = _join(parent, name)
+        path = joined(parent, name)
         self.written_at[path] = (entry.where, entry.doc_path)
         region.open(Source(f"{path}:input", shape, "the input"))
         inputs = self._inputs(entry, region)
@@ -243,7 +242,7 @@ class Expander:
         that takes several inputs, the blocks written last before it."""
         user = self.user_blocks.get(entry.type)
         low, high = (max(len(user.inputs), 1),) * 2 if user else _known(entry.type).inputs
-        what = (f"block '{entry.type}'" if user else f"'{entry.type}'") + f" takes {_count(low, high)}"
+        what = (f"block '{entry.type}'" if user else f"'{entry.type}'") + f" takes {input_count(low, high)}"
         if user and user.inputs:
             what += f" ({', '.join(user.inputs)})"
         path = f"{entry.doc_path}.from"
@@ -278,8 +277,8 @@ class Expander:
                   if isinstance(value, str) else value for key, value in fields.items()}
         values = substitute(args, scope.names, where, f"{doc_path}.{entry.type}")
         site = Site(entry.type, where, doc_path)
-        plain_values, fields = block.normalize(_plain_top(values), fields, site)
-        spec = _validate(block, plain_values, values, where, f"{doc_path}.{entry.type}")
+        plain_values, fields = block.normalize(plain_top(values), fields, site)
+        spec = validate_spec(block, plain_values, values, where, f"{doc_path}.{entry.type}")
         if block.block_fields:
             expansion = Expansion(self, site, path, scope, Namer(block.layer_names(spec), f"a {entry.type}"),
                                   region, block.chains_body)
@@ -288,7 +287,8 @@ class Expander:
             children, out = {}, block.infer_inputs(spec, [s.shape for s in inputs], [s.name for s in inputs], site)
         else:
             children, out = {}, block.infer(spec, shape, site)
-        node = self.make_node(entry.type, _label(entry), path, spec, site, shape, out, children, _keys(inputs))
+        node = self.make_node(entry.type, entry_label(entry), path, spec, site, shape, out, children,
+                              source_keys(inputs))
         own = block.params(node)
         if own > MAX_BLOCK_PARAMS:
             raise node.error(f"this block alone would have {own:,} parameters (at most {MAX_BLOCK_PARAMS:,})")
@@ -329,9 +329,9 @@ class Expander:
             children, out = self.chain(user.body, shape, body_scope, path, Namer(owner=f"block '{name}'"),
                                        f"{user.doc_path}.body", site, body_region)
             return self.make_node("sequence", name, path, _sequence_spec(), site, shape, out, {"body": children},
-                                  _keys(inputs))
+                                  source_keys(inputs))
         except SpecError as exc:
-            raise _used_at(exc, name, where) from None
+            raise used_at(exc, name, where) from None
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -394,34 +394,7 @@ class Expander:
         raise SpecError(f"expected a list of blocks, got {shown(plain(raw))}", owner.loc, doc_path)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One block entry as written: its type, arguments (shorthands made full) and written name."""
-
-    type: str
-    args: Map
-    name: str | None
-    where: Location | None
-    doc_path: str
-    name_loc: Location | None
-    sources: tuple[str, ...] | None = None  # from: as written (None: the previous block)
-    source_locs: tuple[Location | None, ...] = ()
-
-
 # -- module helpers -------------------------------------------------------------------------------
-
-
-def located(value: Any, where: Location | None) -> Any:
-    """Plain lists and dicts (a block's ``normalize`` may make them) as located ``Seq``/``Map``."""
-    if isinstance(value, (Map, Seq)) or not isinstance(value, (list, dict)):
-        return value
-    if isinstance(value, dict):
-        result = Map({k: located(v, where) for k, v in value.items()}, loc=where)
-        result.locs = {k: where for k in value}
-        return result
-    seq = Seq([located(v, where) for v in value], loc=where)
-    seq.locs = [where] * len(value)
-    return seq
 
 
 def _known(block_type: str) -> Block[Any]:
@@ -432,68 +405,3 @@ def _known(block_type: str) -> Block[Any]:
 
 def _sequence_spec() -> Any:
     return _known("sequence").Spec()
-
-
-def _validate(block: Block[Any], values: Mapping[str, Any], raw: Map, where: Location | None,
-              doc_path: str) -> Any:
-    try:
-        return block.Spec.model_validate(dict(values))
-    except ValidationError as exc:
-        raise spec_error(exc, raw, where, doc_path, block.Spec) from None
-
-
-def _condition(item: Map, scope: Scope, doc_path: str) -> bool:
-    """An entry's ``if:``, evaluated: true keeps the entry, false leaves it out; anything else is an error."""
-    where, path = item.loc_of("if"), f"{doc_path}.if"
-    value = substitute(item["if"], scope.names, where, path)
-    if not isinstance(value, bool):
-        raise SpecError(f"'if' is true or false (a condition like \"${{stride == 2}}\"), got {shown(plain(value))}",
-                        where, path)
-    return value
-
-
-def _label(entry: Entry) -> str:
-    """The base of a block's automatic name: its type, or an activation's function (``relu1``)."""
-    function = entry.args.get("function")
-    if entry.type == "activation" and isinstance(function, str) and function.isidentifier() and function != "none":
-        return function
-    return entry.type
-
-
-def _defaults(document: Map, users: Mapping[str, UserBlock]) -> Map:
-    defaults = document.get("defaults") or Map()
-    if not isinstance(defaults, Map):
-        raise SpecError("'defaults' maps block types to their default arguments", loc_of(document, "defaults"),
-                        "defaults")
-    for key, value in defaults.items():
-        if not (isinstance(key, str) and (key in users or get_block(key) is not None)):
-            raise SpecError(f"unknown block type {shown(key)}{did_you_mean(key, [*block_names(), *users])}",
-                            defaults.key_loc(key), f"defaults.{key}")
-        if not isinstance(value, Map):
-            raise SpecError("defaults of a block type are a mapping of its arguments", defaults.loc_of(key),
-                            f"defaults.{key}")
-    return defaults
-
-
-def _used_at(exc: SpecError, name: str, where: Location | None) -> SpecError:
-    if " (in block '" in exc.message or where is None:
-        return exc
-    return SpecError(f"{exc.message} (in block '{name}' used at {where})", exc.location, exc.path)
-
-
-def _plain_top(values: Map) -> dict[str, Any]:
-    return {key: plain(value) for key, value in values.items()}
-
-
-def _keys(inputs: tuple[Source, ...] | None) -> tuple[str, ...]:
-    return tuple(source.key for source in inputs) if inputs else ()
-
-
-def _count(low: int, high: int) -> str:
-    if low == high:
-        return "one input" if low == 1 else f"{low} inputs"
-    return f"{low} to {high} inputs"
-
-
-def _join(parent: str, name: str) -> str:
-    return f"{parent}.{name}" if parent else name
