@@ -23,14 +23,58 @@ network:
 """
 
 
+# ------------------------------------------------------------------ every registered type, nearest shapes
+
+PROBE_NET = ("name: probed\ninput: [16, 16, 16]\nclasses: 2\nnetwork:\n  - probe\n  - global_avg_pool: {}\n"
+             "  - dense: 2\n")
+
+
+@pytest.fixture
+def probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block type registered by this test only (``probe``: halves its input), and one whose required
+    argument the calibration cannot fill (``probe_odd``)."""
+    from blockbuilder.blocks import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    class ProbeSpec(registry.BlockSpec):
+        pass
+
+    class OddSpec(registry.BlockSpec):
+        shade: str
+
+    class Probe(registry.Block[ProbeSpec]):
+        Spec = ProbeSpec
+
+        def build(self, node, x, ctx):  # type: ignore[no-untyped-def]
+            import keras
+
+            return keras.layers.Rescaling(0.5, name=node.path)(x)
+
+    class Odd(Probe):
+        Spec = OddSpec  # type: ignore[assignment]
+
+    registry.register_block("probe")(Probe)
+    registry.register_block("probe_odd")(Odd)
+
+
 def test_a_calibrated_table_predicts_the_measured_whole_and_is_kept_per_device_and_versions(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli) -> None:
+        probe: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli) -> None:
     monkeypatch.setenv("BLOCKBUILDER_CACHE", str(tmp_path))
     monkeypatch.setattr(latency, "SHAPES", ((16, 16), (8, 32)))
     monkeypatch.setattr(latency, "KEEPING", latency.KEEPING[:3])
+    monkeypatch.setattr(latency, "CHANGING", ())
     table = latency.calibrate("tensorflow", "float32", "inference", 8, repeats=3, warmup=1)
     assert set(table.coefficients) >= {"conv", "max_pool", "global_avg_pool", "dense"}
     assert all(value >= 0 for values in table.coefficients.values() for value in values)
+    # every registered type is timed, one registered by a test too, and predicted from its own timings
+    assert {"probe", "channel_slice", "channel_shuffle", "branch", "merge", "crop", "conv"} <= set(table.samples)
+    assert "probe_odd" not in table.samples
+    node = loads(PROBE_NET).root.group("body")[0]
+    [row] = [row for row in table.samples["probe"] if row[:-2] == latency.descriptor(node)]
+    assert row[-2] == latency.work(node) == 2 * 16 * 16 * 16
+    # at its own shape, from its own time (the other shape is 4 doublings away)
+    assert table.block_ms(node) == pytest.approx(max(row[-1], latency.FLOOR_MS), rel=0.1)
     path = latency.write_table(table)
     assert path == tmp_path / "latency.json"
     key = latency.table_key("tensorflow", "float32", "inference", 8)
@@ -44,7 +88,8 @@ def test_a_calibrated_table_predicts_the_measured_whole_and_is_kept_per_device_a
     assert code == 0, err
     result = json.loads(out)
     assert result["predicted_ms"] == pytest.approx(latency.read_tables()[key].predict(loads(NET).root), rel=1e-3)
-    assert result["ms"] > 0  # how close the two come is a timing: bench/bench_profile.py measures it over the zoo
+    assert result["ms"] > 0  # how close the two come is a timing: bench/bench_latency.py measures it over the zoo
+    assert latency.read_tables()[key].samples == table.samples  # the calibrated blocks are kept in the cache
 
 
 def test_an_unreadable_cache_reads_as_no_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,3 +135,37 @@ def test_validate_summary_and_zoo_show_the_predicted_latency(tmp_path: Path, mon
     code, out, err = cli("zoo")
     assert code == 0, err
     assert "predicted ms" in out and "inference, float32, batch 8" in out
+
+
+def test_every_registered_type_has_an_instance_to_calibrate_unless_it_asks_what_none_can_fill(probe: None) -> None:
+    from blockbuilder.blocks import block_names
+    from blockbuilder.report import latency_grid
+
+    assert latency_grid.instance("probe", 16) == "probe: {}" and "probe: {}" in latency.entries(16)
+    assert latency_grid.instance("probe_odd", 16) is None  # no filling for 'shade': left out, not an error
+    assert latency_grid.instance("conv", 16) == "conv: {filters: 16}"
+    assert latency_grid.instance("branch", 16) == "branch: {paths: [[identity], [identity]]}"
+    assert [name for name in block_names() if latency_grid.instance(name, 16) is None] == ["probe_odd"]
+    for entry in latency.entries(16):  # each one a valid block at the grid's shapes
+        loads(f"name: e\ninput: [16, 16, 16]\nclasses: 2\nnetwork:\n  - {entry}\n")
+
+
+def _table(samples: dict[str, list[list[float]]]) -> latency.LatencyTable:
+    return latency.LatencyTable(key="k", batch_size=8, overhead_ms=1.0, coefficients={"conv": [5.0, 0, 0, 0]},
+                                general=[7.0, 0.0, 0.0, 0.0], made="2026-12-04T00:00:00", samples=samples)
+
+
+def test_a_block_is_predicted_at_the_time_per_unit_of_work_of_the_nearest_calibrated_blocks() -> None:
+    wide = loads("name: w\ninput: [8, 8, 64]\nclasses: 2\nnetwork:\n  - conv: {filters: 64, kernel: 3, "
+                 "norm: batchnorm}\n  - dense: 2\n").root.group("body")[0]
+    where, amount = latency.descriptor(wide), latency.work(wide)
+    assert where[-2:] == [1.0, 0.0]  # a norm, no activation
+    near = [*where[:-1], 1.0]  # the same conv, with a ReLU
+    far = [w + 5 for w in where]
+    # the two nearest at 1 ms per million units: the far one (64x slower) is not their median
+    table = _table({"conv": [[*near, 1e6, 1.0], [*where, 2e6, 2.0], [*far, 1e6, 64.0]]})
+    assert table.block_ms(wide) == pytest.approx(amount / 1e6)
+    # a type not calibrated: its fit; one without a fit: the fit over all
+    assert _table({"dense": [[*where, 1e6, 3.0]]}).block_ms(wide) == 5.0
+    dense = loads("name: d\ninput: [4, 4, 16]\nclasses: 2\nnetwork:\n  - flatten\n  - dense: 2\n").root.group("body")[1]
+    assert _table({"conv": [[*where, 1e6, 3.0]]}).block_ms(dense) == 7.0
