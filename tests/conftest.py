@@ -95,6 +95,18 @@ def _float32_between_tests():
         keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _block_registry_per_module():
+    """Block types a test module registers (a plugin, the README's ``scale``) end with that module: a
+    later module in the same worker may name its own user block ``squeeze_excite``."""
+    from blockbuilder.blocks import registry
+
+    before = dict(registry._REGISTRY)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(before)
+
+
 def fake_trainer(architecture, run_dir, epochs, on_epoch):
     """A stand-in for training a search trial: a run directory and a validation accuracy of 0.5."""
     from blockbuilder.search.trainer import TrialOutcome
