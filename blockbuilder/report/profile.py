@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,7 +152,9 @@ class Timer:
         """Median milliseconds of one call of ``model`` on a batch."""
         import keras
 
-        x = keras.ops.convert_to_tensor(self.batch(input_shape))
+        x: Any = keras.ops.convert_to_tensor(self.batch(input_shape))
+        if len(model.inputs) > 1:  # a block that reads earlier blocks (from:): a batch for each
+            x = [x, *(keras.ops.convert_to_tensor(self.batch(tuple(t.shape[1:]))) for t in model.inputs[1:])]
         call: Callable[[], Any]
         if self.mode == "train":
             y = keras.ops.zeros((self.batch_size, *model.output.shape[1:]), dtype="float32")
@@ -173,7 +175,7 @@ class Timer:
         return statistics.median(times)
 
 
-def _scale() -> Any:
+def _scale(name: str = "scale") -> Any:
     """A layer of one trainable number that multiplies its input: put before a block, a training step
     runs the block's backward pass even where the block has no weights of its own (a pool)."""
     import keras
@@ -185,25 +187,50 @@ def _scale() -> Any:
         def call(self, x: Any) -> Any:
             return x * keras.ops.cast(self.factor, x.dtype)
 
-    return Scale(name="scale")
+    return Scale(name=name)
 
 
-def block_model(node: Node[Any] | None, input_shape: tuple[int, ...], train: bool) -> Any:
+def block_model(node: Node[Any] | None, input_shape: tuple[int, ...], train: bool,
+                reads: Mapping[str, tuple[int, ...]] | None = None) -> Any:
     """A Keras model of one block alone (none: of nothing, the fixed cost of a call), from its input shape.
 
-    For a training step a :func:`_scale` comes first, so every block is timed forward and backward.
+    ``reads``: the shapes of the other blocks' outputs it reads (:func:`outside_reads`), each an input of
+    its own. For a training step a :func:`_scale` comes first, so every block is timed forward and backward.
     """
     import keras
 
     from blockbuilder.compiler.compile import BuildContext
 
-    inputs = keras.Input(shape=input_shape, name="input")
-    x = _scale()(inputs) if train else inputs
+    inputs = [keras.Input(shape=input_shape, name="input")]
+    context = BuildContext()
+    for index, (key, shape) in enumerate((reads or {}).items()):
+        inputs.append(keras.Input(shape=shape, name=f"read{index + 1}"))
+        context.tensors[key] = _scale(f"scale{index + 1}")(inputs[-1]) if train else inputs[-1]
+    x = _scale()(inputs[0]) if train else inputs[0]
     if node is not None:
-        x = node.block.build(node, x, BuildContext())
+        for key in (f"{node.path}:input", *node.sources[:1]):  # what it is handed, under every name it has
+            context.tensors[key] = x
+        x = node.block.build(node, x, context)
     elif not train:
         x = keras.layers.Identity()(x)
-    return keras.Model(inputs, x, name="block")
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], x, name="block")
+
+
+def outside_reads(node: Node[Any], root: Node[Any], input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """The tensors a block (or a block inside it) reads by ``from:`` from outside it, but its first input
+    (what it is handed), by key (``Node.sources``), with their shapes."""
+    inside = {n.path for n in node.walk()}
+    index = {n.path: n for n in root.walk()}
+    handed = node.sources[0] if node.sources else f"{node.path}:input"
+    reads: dict[str, tuple[int, ...]] = {}
+    for key in (key for n in node.walk() for key in n.sources):
+        path, colon, _ = key.partition(":")
+        if key in (handed, f"{node.path}:input") or key in reads or path in inside:
+            continue  # its first input, or made inside it
+        source = index.get(path)
+        shape = input_shape if source is None else source.input_shape if colon else source.output_shape
+        reads[key] = tuple(shape)
+    return reads
 
 
 def profile(architecture: Architecture, model: Any, *, batch_size: int = 32, mode: str = "inference",
@@ -222,7 +249,8 @@ def profile(architecture: Architecture, model: Any, *, batch_size: int = 32, mod
         if progress is not None:
             progress(node.path)
         shape = tuple(node.input_shape)
-        ms = timer.time(block_model(node, shape, mode == "train"), shape)
+        reads = outside_reads(node, architecture.root, tuple(architecture.input_shape))
+        ms = timer.time(block_model(node, shape, mode == "train", reads), shape)
         children = [timed(child, level + 1) for child in _chained(node)] if level + 1 < depth else []
         params, macs = estimate_node(node)
         return BlockTime(node.path, _type_of(node), macs, params, ms, children)

@@ -69,6 +69,43 @@ def test_profile_times_every_block_and_the_rows_add_up_to_the_whole(cli, write, 
     assert result["images_per_second"] == pytest.approx(8 * 1000 / result["ms"], rel=0.01)
 
 
+GRAPH = """
+input: [8, 8, 3]
+classes: 2
+blocks:
+  cell:
+    params: {filters: int}
+    inputs: [x, p]
+    body:
+      - {conv: {filters: $filters, kernel: 1}, name: h}
+      - {max_pool: 2, name: hp}
+      - {conv: {filters: $filters, kernel: 1, stride: 2}, from: p, name: q}
+      - {max_pool: 2, from: x, name: xp}
+      - {merge: concat, from: [hp, q, xp]}
+network:
+  - {conv: {filters: 4, kernel: 3}, name: stem}
+  - {conv: 4, name: c2}
+  - {cell: {filters: 6}, from: [c2, stem]}
+  - global_avg_pool: {}
+  - dense: {units: 2, activation: softmax}
+"""
+
+
+def test_profile_times_blocks_that_read_earlier_blocks(cli, write) -> None:
+    """A cell reading two earlier blocks (from:) is timed with each as an input of its own, and a block
+    inside it that reads what the cell was handed gets that, not the chain's value before it (a NASNet
+    cell's inner block once read the 17×17 pad output where the 15×15 stem belonged)."""
+    code, out, err = cli("profile", write(GRAPH), "--json", "--precision", "float32", "--batch-size", "2",
+                         "--repeats", "1", "--depth", "2")
+    assert code == 0, err
+    result = json.loads(out)
+    cell = result["blocks"][2]
+    assert (cell["path"], cell["type"]) == ("cell1", "cell (sequence)")
+    assert [b["path"] for b in cell["blocks"]] == ["cell1.h", "cell1.hp", "cell1.q", "cell1.xp",
+                                                "cell1.merge1"]
+    assert cell["params"] == (4 * 6 + 6) * 2 and all(b["ms"] > 0 for b in _rows(result["blocks"]))
+
+
 def test_profile_prints_a_table_and_draws_a_chart(cli, write, tmp_path: Path) -> None:
     path = write(NET)
     chart = tmp_path / "time.png"
