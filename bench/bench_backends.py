@@ -1,10 +1,10 @@
 """ResNet-20 (``resnet20_cifar``) training speed on each Keras backend, side by side.
 
 Each backend trains in its own process on the same synthetic CIFAR-shaped data (random 32x32x3
-images, 10 classes) with the model, optimizer and loss of ``blockbuilder train``, fed by the
-backend's own pipeline (``tf.data`` on TensorFlow, :mod:`blockbuilder.training.pipeline` on JAX and
-PyTorch). The first steps (compilation) are not timed. Prints images/s of each backend and its ratio
-to TensorFlow measured in the same run; backends that are not installed are skipped.
+images, 10 classes) with the model, optimizer and loss of ``blockbuilder train``, fed as
+``blockbuilder train`` feeds it (:mod:`blockbuilder.training.pipeline` on every backend, handed to
+TensorFlow through a ``tf.data`` map). The first steps (compilation) are not timed. Prints images/s of
+each backend and its ratio to TensorFlow measured in the same run; backends that are not installed are skipped.
 
     python bench/bench_backends.py [--steps 20] [--batch-size 128] [--backends tensorflow,jax,torch]
 
@@ -65,18 +65,10 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     count = steps * args.batch_size
     x = rng.random((count, *arch.input_shape), dtype=np.float32)
     y = rng.integers(0, arch.classes, count).astype(np.int32)
-    if backend == "tensorflow":
-        import tensorflow as tf
+    from blockbuilder.training import pipeline
 
-        from blockbuilder.training import tfdata
-
-        examples = tf.data.Dataset.from_tensor_slices((x, y)).cache()
-        data: Any = tfdata.train_batches(examples, args.batch_size, seed=0, epoch=0, drop_remainder=True)
-    else:
-        from blockbuilder.training import pipeline
-
-        examples = pipeline.Examples(y, x, shape=arch.input_shape)
-        data = pipeline.train_batches(examples, args.batch_size, seed=0, epoch=0, drop_remainder=True)
+    examples = pipeline.Examples(y, x, shape=arch.input_shape)
+    data = pipeline.feed(pipeline.train_batches(examples, args.batch_size, seed=0, epoch=0, drop_remainder=True))
     with placement.scope():
         model = blockbuilder.build(arch)
         model.compile(optimizer=make_optimizer(spec, steps), loss=make_loss(spec), metrics=make_metrics(spec),

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,24 +161,6 @@ def resize(pixels: np.ndarray, height: int | None, width: int | None) -> np.ndar
     planes = [np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c], np.float32))
                          .resize(size, Image.Resampling.BILINEAR)) for c in range(pixels.shape[-1])]
     return np.stack(planes, axis=-1).astype(np.float32)
-
-
-def read_image_in_graph(file: Any, shape: Sequence[int]) -> Any:
-    """:func:`read_image` inside a ``tf.data`` graph: a string tensor (a path) to a float32 ``shape`` tensor.
-
-    The TensorFlow pipeline decodes ``folder:`` files with it, so training reads every image the way
-    ``predict`` and ``explore`` do (TensorFlow's own decoders differ: another JPEG IDCT, no grey GIF or
-    BMP, no 1-bit BMP or CMYK JPEG).
-    """
-    import tensorflow as tf
-
-    preprocessing = Preprocessing.for_input(tuple(shape))
-
-    def read(path: Any) -> np.ndarray:  # a 0-d array holding the path's bytes
-        return read_image(os.fsdecode(np.asarray(path).item()), preprocessing)
-
-    image = tf.numpy_function(read, [file], tf.float32, stateful=False)
-    return tf.ensure_shape(image, tuple(shape))
 
 
 def check_image(path: str | Path, max_pixels: int = MAX_PIXELS, *, decode: bool = True) -> tuple[int, int]:

@@ -25,8 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the evaluate arguments."""
     parser.add_argument("run", metavar="RUN", help="a finished run directory (with model.keras and metrics.json)")
     parser.add_argument("--data", metavar="SOURCE",
-                        help="folder:PATH, npz:PATH, tfds:NAME[:SPLIT] or digits (default: the run's own "
-                             "data set, its test split)")
+                        help="digits, tfds:NAME[:SPLIT], folder:PATH, npz:PATH or csv:PATH (default: the run's "
+                             "own data set, its test split)")
     parser.add_argument("-o", "--output", metavar="DIR", help="where the results go (default RUN/evaluations/NAME)")
     parser.add_argument("--force", action="store_true", help="replace an evaluation already in the output folder")
     parser.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="images per batch")

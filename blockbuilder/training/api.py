@@ -39,8 +39,8 @@ def _data_location(architecture: Any, key: str) -> Any:
 
 
 def resolve_dataset(architecture: Any, spec: TrainSpec, key: str = "dataset") -> Optional[str]:
-    """``spec.dataset`` (or ``validation``, ``test``) with a ``folder:``/``npz:`` path made relative to
-    the file that wrote it. A path on the command line (``--set``) stays relative to the working directory.
+    """``spec.dataset`` (or ``validation``, ``test``) with a path (``folder:``, ``npz:``, ``csv:`` ...) made
+    relative to the file that wrote it. A path on the command line (``--set``) stays relative to the working directory.
 
     Raises:
         SpecError: the path does not exist (``FILE:LINE:COL: train.dataset: ...``).
@@ -48,25 +48,24 @@ def resolve_dataset(architecture: Any, spec: TrainSpec, key: str = "dataset") ->
     source: Optional[str] = getattr(spec, key)
     if source is None:
         return None
-    kind, _, rest = source.partition(":")
-    if kind not in ("folder", "npz"):
-        return source
-    from blockbuilder.training.sources import locate
+    from blockbuilder.training.sources import locate, parse
 
+    kind = parse(source)[0]
+    if kind is None or not kind.path:
+        return source
+    rest = source.partition(":")[2]
     where = _data_location(architecture, key)
     located, path = locate(source, where)
-    found = path.is_dir() if kind == "folder" else path.is_file()
-    if not found:
+    if not (path.is_dir() if kind.path == "folder" else path.is_file()):
         shown = f"'{rest}'" + (f" ({path})" if str(path) != rest else "")
-        what = "folder" if kind == "folder" else "file"
-        raise SpecError(f"{what} {shown} does not exist", where, f"train.{key}")
+        raise SpecError(f"{kind.path} {shown} does not exist", where, f"train.{key}")
     return located
 
 
 def check_data(architecture: Any, written_only: bool = False) -> TrainSpec:
     """The ``train:`` section with its data paths resolved and checked against the model, without TensorFlow.
 
-    Each ``folder:``/``npz:`` path must exist, and the data set's classes must be the model's
+    Each data path must exist, and the data set's classes must be the model's
     ``classes:`` and the units its network ends in (:mod:`blockbuilder.training.classes`; ``tfds:``
     sets are checked when their info is loaded, still before the model is built). ``train`` runs it; ``validate``
     runs it with ``written_only`` (the default ``digits`` of a file that names no data set is not
@@ -141,17 +140,14 @@ def plan(architecture: Any, options: TrainOptions) -> Plan:
     A new run's directory is claimed by :func:`run_plan`.
     """
     spec = check_data(architecture)
-    for key in DATA_KEYS:
+    from blockbuilder.training.classes import output_units
+    from blockbuilder.training.sources import parse
+
+    for key in DATA_KEYS:  # every image decodes, every label fits: before TensorFlow starts
         source = getattr(spec, key)
-        if source is not None and source.startswith("folder:"):
-            from blockbuilder.training.data import check_folder
-
-            check_folder(source.partition(":")[2])
-        elif source is not None and source.startswith("npz:") and key != "dataset":
-            from blockbuilder.training.classes import output_units
-            from blockbuilder.training.sources import check_npz_labels
-
-            check_npz_labels(source, key, output_units(architecture) or architecture.classes)
+        kind, where = parse(source) if source is not None else (None, "")
+        if kind is not None and kind.check is not None:
+            kind.check(where, key, output_units(architecture) or architecture.classes)
     shared = options.process_id not in (None, 0)  # process 0 of a multi-process run claims the directory
     run_dir = choose_run_dir(architecture.name, options.output, options.resume, options.runs_root, shared)
     notices: list[str] = []

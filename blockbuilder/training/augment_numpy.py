@@ -1,8 +1,9 @@
-"""The ``augmentation:`` steps in NumPy/SciPy for the JAX and PyTorch pipeline (no TensorFlow).
+"""The ``augmentation:`` steps in NumPy, for every backend's pipeline (no TensorFlow).
 
-The geometry is that of the TensorFlow steps (:mod:`blockbuilder.training.augment`): bilinear maps with
-reflected borders, whole-pixel shifts with zero fill for ``random_crop``. Each step draws from a
-generator seeded by ``(seed, epoch, batch, step)``, so a batch's augmentation depends on nothing else.
+The geometry follows Keras' preprocessing layers of the same names: bilinear maps with reflected
+borders, whole-pixel shifts with zero fill for ``random_crop``, each image drawn on its own and the
+whole batch mapped at once. Each step draws from a generator seeded by ``(seed, epoch, batch, step)``,
+so a batch's augmentation depends on nothing else.
 """
 
 from __future__ import annotations
@@ -20,16 +21,81 @@ __all__ = ["Augmenter"]
 Step = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
-def _transform(images: np.ndarray, matrices: np.ndarray, order: int = 1, mode: str = "reflect") -> np.ndarray:
-    """Apply one 2x3 ``[[a0, a1, a2], [b0, b1, b2]]`` map (output ``(x, y)`` -> input point) per image."""
-    from scipy import ndimage  # type: ignore[import-untyped]
+def _reflect(index: np.ndarray, size: int) -> np.ndarray:
+    """Indices mirrored into ``[0, size)`` about the edges (``d c b a | a b c d | d c b a``)."""
+    folded = np.mod(index, 2 * size)
+    mirrored: np.ndarray = np.where(folded >= size, 2 * size - 1 - folded, folded)
+    return mirrored
 
-    out = np.empty_like(images)
-    for i, ((a0, a1, a2), (b0, b1, b2)) in enumerate(matrices):
-        matrix = np.array([[b1, b0, 0.0], [a1, a0, 0.0], [0.0, 0.0, 1.0]])
-        ndimage.affine_transform(images[i], matrix, offset=(b2, a2, 0.0), output=out[i], order=order,
-                                 mode=mode, cval=0.0)
-    return out
+
+def _translate(images: np.ndarray, dx: np.ndarray, dy: np.ndarray, order: int) -> np.ndarray:
+    """:func:`_transform` of pure shifts (output ``(x, y)`` reads input ``(x + dx, y + dy)``): whole rows,
+    then whole columns, are read at once."""
+    batch, height, width, _ = images.shape
+    at = np.arange(batch)[:, None]
+
+    def rows(source: np.ndarray, index: np.ndarray) -> np.ndarray:
+        picked: np.ndarray = source[at, index]  # (batch, len(index), ...)
+        return picked
+
+    def cols(source: np.ndarray, index: np.ndarray) -> np.ndarray:
+        picked: np.ndarray = source.transpose(0, 2, 1, 3)[at, index].transpose(0, 2, 1, 3)
+        return picked
+
+    if order == 0:
+        ys = np.rint(dy).astype(np.int64)[:, None] + np.arange(height)
+        xs = np.rint(dx).astype(np.int64)[:, None] + np.arange(width)
+        picked = cols(rows(images, np.clip(ys, 0, height - 1)), np.clip(xs, 0, width - 1))
+        inside = ((ys >= 0) & (ys < height))[:, :, None, None] & ((xs >= 0) & (xs < width))[:, None, :, None]
+        kept: np.ndarray = (picked * inside).astype(images.dtype)
+        return kept
+    top, left = np.floor(dy), np.floor(dx)
+    fy = (dy - top).astype(np.float32)[:, None, None, None]
+    fx = (dx - left).astype(np.float32)[:, None, None, None]
+    ys = top.astype(np.int64)[:, None] + np.arange(height)
+    xs = left.astype(np.int64)[:, None] + np.arange(width)
+    upper, lower = rows(images, _reflect(ys, height)), rows(images, _reflect(ys + 1, height))
+    mixed = upper + (lower - upper) * fy
+    first, second = cols(mixed, _reflect(xs, width)), cols(mixed, _reflect(xs + 1, width))
+    shifted: np.ndarray = (first + (second - first) * fx).astype(images.dtype)
+    return shifted
+
+
+def _transform(images: np.ndarray, matrices: np.ndarray, order: int = 1, mode: str = "reflect") -> np.ndarray:
+    """Apply one 2x3 ``[[a0, a1, a2], [b0, b1, b2]]`` map (output ``(x, y)`` -> input point) per image.
+
+    The whole batch at once: bilinear (``order`` 1) with reflected borders, or nearest (``order`` 0)
+    with zeros outside (``mode="constant"``).
+    """
+    if np.all(matrices[:, :, :2] == np.eye(2)):
+        return _translate(images, matrices[:, 0, 2], matrices[:, 1, 2], order)
+    batch, height, width, channels = images.shape
+    ys, xs = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
+    m = matrices.astype(np.float64)[:, :, :, None, None]
+    x = m[:, 0, 0] * xs + m[:, 0, 1] * ys + m[:, 0, 2]
+    y = m[:, 1, 0] * xs + m[:, 1, 1] * ys + m[:, 1, 2]
+    pixels = images.reshape(-1, channels)
+    first = (np.arange(batch) * (height * width))[:, None, None]
+
+    def pick(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        picked: np.ndarray = np.take(pixels, first + rows * width + cols, axis=0)
+        return picked
+
+    if order == 0:
+        xi, yi = np.rint(x).astype(np.int64), np.rint(y).astype(np.int64)
+        inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+        picked = pick(np.clip(yi, 0, height - 1), np.clip(xi, 0, width - 1))
+        out: np.ndarray = (picked * inside[..., None]).astype(images.dtype)
+        return out
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = (x - x0)[..., None].astype(np.float32), (y - y0)[..., None].astype(np.float32)
+    left, top = x0.astype(np.int64), y0.astype(np.int64)
+    cols = _reflect(left, width), _reflect(left + 1, width)
+    rows = _reflect(top, height), _reflect(top + 1, height)
+    upper = pick(rows[0], cols[0]) * (1 - fx) + pick(rows[0], cols[1]) * fx
+    lower = pick(rows[1], cols[0]) * (1 - fx) + pick(rows[1], cols[1]) * fx
+    mixed: np.ndarray = (upper * (1 - fy) + lower * fy).astype(images.dtype)
+    return mixed
 
 
 def _shifts(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:

@@ -1,9 +1,10 @@
 """The one check of a data set's classes against the model, before anything is built.
 
-``train`` and ``validate`` run it on ``digits``, ``folder:`` and ``npz:`` sets without TensorFlow
-(:func:`blockbuilder.training.api.check_data`); the trainer runs it again once a ``tfds:`` set's
-info is loaded. It compares the count with ``classes:`` (at that line), then with the units the
-network ends in (at the block that makes them: a ``head:``'s last ``dense``, say).
+``train`` and ``validate`` run it without TensorFlow on every source whose kind counts its classes
+cheaply (:func:`blockbuilder.training.api.check_data`); the trainer runs it again once the data is
+loaded (a ``tfds:`` set's classes are known only then). It compares the count with ``classes:``
+(at that line), then with the units the network ends in (at the block that makes them: a
+``head:``'s last ``dense``, say).
 """
 
 from __future__ import annotations

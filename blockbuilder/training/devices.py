@@ -241,7 +241,7 @@ def _jax_setup(device: str, coordinator: Optional[str], num_processes: Optional[
     if device != "auto" and device != kind:
         raise TrainError(f"--device {device} asked for, but JAX found only {kind} devices")
     if jax.device_count() > 1:
-        # Each process shards the data itself (tfdata.train_batches): Keras' auto-sharding would
+        # Each process shards the data itself (pipeline.train_batches): Keras' auto-sharding would
         # shard it again, halve the global batch and give the processes unequal evaluation
         # batches, which deadlocks their collectives.
         keras.distribution.set_distribution(

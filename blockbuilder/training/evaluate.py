@@ -54,7 +54,8 @@ class Evaluation:
 
 def _slug(source: str) -> str:
     kind, _, where = source.partition(":")
-    name = Path(where.rstrip("/")).name if kind in ("folder", "npz") else where or kind
+    registered = sources.get_kind(kind)
+    name = Path(where.rstrip("/")).name if registered is not None and registered.path else where or kind
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{kind}-{name}" if where else kind).strip("_") or "data"
 
 
@@ -93,12 +94,13 @@ def check_evaluation(run: str | Path, data: Optional[str] = None, output: Option
     check_archive(run_dir / MODEL_FILE)  # a FIFO, an empty or a foreign file: one line, before TensorFlow
     names, trained_on, split = _run_facts(run_dir)
     source = data or trained_on
-    kind, where = sources.dataset_kind(source, "test")
-    if kind in ("folder", "npz"):
+    prefix, where = sources.dataset_kind(source, "test")
+    kind = sources.get_kind(prefix)
+    if kind is not None and kind.path:
         path = Path(where)
-        if not (path.is_dir() if kind == "folder" else path.is_file()):
-            raise CommandError(f"--data: {'folder' if kind == 'folder' else 'file'} '{where}' does not exist")
-        source = f"{kind}:{path}"
+        if not (path.is_dir() if kind.path == "folder" else path.is_file()):
+            raise CommandError(f"--data: {kind.path} '{where}' does not exist")
+        source = f"{prefix}:{path}"
     target = Path(output) if output is not None else run_dir / "evaluations" / _slug(source)
     if (target / "metrics.json").exists() and not force:
         raise CommandError(f"{target} holds an evaluation already; use --force to replace it, or -o DIR")
@@ -106,29 +108,16 @@ def check_evaluation(run: str | Path, data: Optional[str] = None, output: Option
 
 
 def _test_part(plan: Evaluation, shape: Any) -> sources.Part:
-    read = sources.read_source(plan.source, "test", shape)
     if plan.own:
-        sources.check_model_fits(read.name, len(read.class_names), read.channels, shape, len(plan.class_names))
-        return sources.complete(read, plan.validation_split)["test"]
-    return sources.role_part(read, "test", plan.class_names, "test")
+        return sources.split_parts(plan.source, shape, len(plan.class_names), plan.validation_split)[1]["test"]
+    return sources.role_part(sources.read_source(plan.source, "test", shape), "test", plan.class_names, "test")
 
 
 def _batches(plan: Evaluation, shape: Any, batch_size: int) -> tuple[Any, int]:
-    """The test batches for this backend's pipeline, and how many images they hold."""
-    import keras
-
-    if sources.dataset_kind(plan.source)[0] == "tfds":
-        from blockbuilder.training.data import load_splits
-
-        splits = load_splits(plan.source, shape, len(plan.class_names))
-        return splits.test.batch(batch_size), splits.sizes["test"]
-    part = _test_part(plan, shape)
-    if keras.backend.backend() == "tensorflow":
-        from blockbuilder.training import data
-
-        return data.part_dataset(part, shape).batch(batch_size), len(part)
+    """The test batches, and how many images they hold."""
     from blockbuilder.training import pipeline
 
+    part = _test_part(plan, shape)
     return pipeline.eval_batches(pipeline.part_examples(part, shape), batch_size), len(part)
 
 

@@ -1,7 +1,7 @@
 """The trainer: ``model.fit`` one epoch at a time, each epoch committed to the run directory as one unit.
 
 Each epoch is one ``fit`` call on a dataset that is a pure function of ``(seed, epoch)``
-(:mod:`blockbuilder.training.tfdata`). After it, validation, then the commit: every model variable
+(:mod:`blockbuilder.training.pipeline`). After it, validation, then the commit: every model variable
 (weights, BatchNorm statistics and the random generators of dropout and drop-path), every optimizer
 variable and the run's bookkeeping go into a new epoch directory, switched to by one rename
 (:mod:`blockbuilder.training.rundir`). ``--resume`` restores all of it, so a resumed run ends with the
@@ -22,24 +22,17 @@ from blockbuilder.text import plural
 from blockbuilder.training.batchnorm import chance_warning, needs_recalibration, recalibrate
 from blockbuilder.training.checkpoint import RunState, commit_epoch, test_hook
 from blockbuilder.training.classes import check_classes, output_units
-from blockbuilder.training.data import Splits
 from blockbuilder.training.devices import Placement, place, quiet_saving, resolve_precision, set_determinism
 from blockbuilder.training.evaluation import collect, per_class, write_outputs
 from blockbuilder.training.outputs import plot_curves, write_tensorboard
 from blockbuilder.training.phases import Phases
+from blockbuilder.training.pipeline import Augmenter, Splits, eval_batches, feed, load_splits, train_batches
 from blockbuilder.training.plan import Plan, Run, TrainOptions
 from blockbuilder.training.progress import Reporter
 from blockbuilder.training.rundir import history_row, strict_json, write_file, write_history_csv, write_text
 from blockbuilder.training.spec import TrainError, TrainSpec
 from blockbuilder.training.stopping import NanGuard, improved
 from blockbuilder.training.weights import assign_values, variable_values, weights_sha256
-
-if keras.backend.backend() == "tensorflow":
-    from blockbuilder.training.augment import Augmenter
-    from blockbuilder.training.data import load_splits
-    from blockbuilder.training.tfdata import eval_batches, train_batches
-else:  # JAX and PyTorch: the NumPy pipeline (keras.utils.PyDataset), no TensorFlow
-    from blockbuilder.training.pipeline import Augmenter, eval_batches, load_splits, train_batches  # type: ignore[assignment]
 
 __all__ = ["Trainer", "run_training"]
 
@@ -168,15 +161,15 @@ class Trainer:
         count, index = self.placement.process_count, self.placement.process_index
         size = self.splits.sizes["train"]
         data = self.splits.train.take(size - size % count) if count > 1 else self.splits.train
-        return train_batches(
+        return feed(train_batches(
             data, self.local_batch, seed=self.spec.seed, epoch=epoch, augmentation=self.spec.augmentation,
             input_shape=self.architecture.input_shape, shuffle_buffer=self.spec.shuffle_buffer,
             drop_remainder=self.drop_remainder, shard=(count, index), augmenter=self.augmenter,
-        )
+        ))
 
     def _eval_data(self, name: str) -> Any:
         dataset = getattr(self.splits, name)
-        return eval_batches(self._shard(dataset, self.splits.sizes[name]), self.local_batch)
+        return feed(eval_batches(self._shard(dataset, self.splits.sizes[name]), self.local_batch))
 
     def _best_stop_value(self) -> Optional[float]:
         stop = self.spec.early_stopping

@@ -1,13 +1,9 @@
-"""The backend-neutral input pipeline of the JAX and PyTorch backends: NumPy, no TensorFlow.
+"""The input pipeline of every backend (TensorFlow, JAX, PyTorch): NumPy and ``keras.utils.PyDataset``.
 
-It mirrors the ``tf.data`` pipeline of the TensorFlow backend (:mod:`blockbuilder.training.data`,
-:mod:`blockbuilder.training.tfdata`, :mod:`blockbuilder.training.augment`) with the same names and
-signatures, so the trainer picks one or the other by backend:
-
-* :func:`load_splits`: the same sources (``digits``, ``folder:``, ``npz:``; ``tfds:`` when TensorFlow
-  is installed), the same fixed train/validation/test split, images as float32 in ``[0, 1]`` shaped
-  for the model. ``folder:`` images stay files until a batch needs them and are decoded by
-  :func:`blockbuilder.images.read_image`.
+* :func:`load_splits`: a data source (any kind registered in :mod:`blockbuilder.training.sources`)
+  as train/validation/test :class:`Examples`, images as float32 in ``[0, 1]`` shaped for the model.
+  Image files stay files until a batch needs them and are decoded by
+  :func:`blockbuilder.images.read_image`, the reader of ``predict``.
 * :func:`train_batches`: one epoch as a :class:`keras.utils.PyDataset` whose batches are decoded and
   augmented by a pool of worker threads (``workers``), so the accelerator is fed while they work.
 * Every random choice is a pure function of ``(seed, epoch, batch)``: the epoch's order is a
@@ -15,12 +11,15 @@ signatures, so the trainer picks one or the other by backend:
   by ``(seed, epoch, batch, step)``. Workers may finish in any order and a resumed run still sees
   exactly the batches an uninterrupted one would.
 * :class:`Augmenter` (:mod:`blockbuilder.training.augment_numpy`): the ``augmentation:`` steps in
-  NumPy/SciPy with the geometry of the TensorFlow ones.
+  NumPy, a whole batch at a time.
+
+Nothing here imports TensorFlow (a ``tfds:`` source needs it to be read).
 """
 
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, cast
@@ -28,11 +27,12 @@ from typing import Any, Optional, cast
 import keras
 import numpy as np
 
-from blockbuilder.training import data, sources
+from blockbuilder.training import sources
 from blockbuilder.training.augment_numpy import Augmenter
 from blockbuilder.training.spec import AugmentationSpec
 
-__all__ = ["Augmenter", "Examples", "Splits", "eval_batches", "load_splits", "to_model_input", "train_batches"]
+__all__ = ["Augmenter", "Examples", "Splits", "eval_batches", "feed", "load_splits", "to_model_input",
+           "train_batches"]
 
 WORKERS = max(1, min(8, (os.cpu_count() or 1)))
 GREY = np.array([0.2989, 0.5870, 0.1140], np.float32)  # tf.image.rgb_to_grayscale's weights
@@ -84,7 +84,7 @@ class Examples:
 
 @dataclass
 class Splits:
-    """The train/validation/test :class:`Examples` and what they hold (as :class:`data.Splits`)."""
+    """The train/validation/test :class:`Examples` and what they hold."""
 
     train: Examples
     validation: Examples
@@ -117,39 +117,27 @@ def part_examples(part: sources.Part, shape: Sequence[int]) -> Examples:
     return Examples(part.labels, files=part.files, shape=shape)
 
 
-def _tfds(spec: str, shape: Sequence[int], classes: int, validation_split: float) -> Splits:
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        raise sources.error(f"tfds:{spec} needs TensorFlow and tensorflow-datasets "
-                             "(pip install tensorflow tensorflow-datasets), or use folder: or npz:") from None
-    splits = data.load_splits(f"tfds:{spec}", shape, classes, validation_split)
-
-    def materialise(dataset: Any) -> Examples:
-        pairs = list(dataset.batch(1024).as_numpy_iterator())
-        images = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros((0, *shape), np.float32)
-        labels = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros((0,), np.int32)
-        return Examples(labels, images, shape=shape)
-
-    return Splits(materialise(splits.train), materialise(splits.validation), materialise(splits.test),
-                  splits.class_names, splits.sizes)
-
-
 def load_splits(source: str, input_shape: Sequence[int], classes: int, validation_split: float = 0.1, *,
                 validation: Optional[str] = None, test: Optional[str] = None) -> Splits:
-    """Load a data set as train/validation/test :class:`Examples` (as :func:`data.load_splits`).
+    """Load a data set as train/validation/test :class:`Examples` shaped for a model.
+
+    Args:
+        source: A data source (``digits``, ``folder:PATH`` ...; a path as it is to be opened:
+            :func:`blockbuilder.training.api.resolve_dataset` makes it relative to the file that wrote it).
+        input_shape: The model's input ``(H, W, C)``.
+        classes: The model's number of outputs.
+        validation_split: Fraction of the training data held out when there is no validation split.
+        validation, test: Sources of the validation and test images (``train.validation``,
+            ``train.test``), instead of the source's own or held-out ones.
 
     Raises:
         DataError: The data cannot be read, or does not fit the model (naming both).
     """
-    def tfds(where: str) -> sources.Made[Examples]:
-        found = _tfds(where, input_shape, classes, validation_split)
-        return found.class_names, {"train": found.train, "validation": found.validation, "test": found.test}, \
-            found.sizes
-
-    names, made, sizes = sources.assemble(source, input_shape, classes, validation_split,
-                                          lambda part: part_examples(part, input_shape), tfds, validation, test)
-    return Splits(made["train"], made["validation"], made["test"], names, sizes)
+    names, parts = sources.source_parts(source, input_shape, classes, validation_split, validation=validation,
+                                        test=test)
+    made = {split: part_examples(part, input_shape) for split, part in parts.items()}
+    return Splits(made["train"], made["validation"], made["test"], names,
+                  {split: len(part) for split, part in parts.items()})
 
 
 # --------------------------------------------------------------------------- batches
@@ -191,6 +179,54 @@ class Batches(keras.utils.PyDataset):  # type: ignore[misc]
         return (self[i] for i in range(min(count, self.count)))
 
 
+#: Arrays already handed to TensorFlow, per :class:`Examples` (made once, used every epoch).
+_ON_TENSORFLOW: weakref.WeakKeyDictionary[Examples, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def feed(batches: Batches) -> Any:
+    """``batches`` as ``fit`` takes them fastest on this backend: as they are on JAX and PyTorch.
+
+    On TensorFlow, a ``tf.data`` map over the batch indices, prefetched: the very batches of
+    ``batches`` (same order, same augmentation), but examples in memory are gathered by TensorFlow,
+    out of Python (Keras' generator adapter for a ``PyDataset`` costs a fifth of a small model's
+    speed there: bench/bench_pipeline.py). Files are decoded and batches augmented by the NumPy code.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return batches
+    import tensorflow as tf
+
+    examples, size = batches.examples, batches.size
+    shape = examples.images.shape[1:] if examples.images is not None else examples.shape
+
+    def numpy_batch(index: Any) -> tuple[Any, Any]:
+        images, labels = tf.numpy_function(lambda i: batches[int(i)], [index], (tf.float32, tf.int32),
+                                           stateful=False)
+        return tf.ensure_shape(images, (None, *shape)), tf.ensure_shape(labels, (None,))
+
+    def augmented(images: Any, index: Any) -> Any:
+        augmenter = cast(Augmenter, batches.augmenter)
+        done = tf.numpy_function(lambda x, i: augmenter(x, (*batches.seed, int(i))), [images, index], tf.float32,
+                                 stateful=False)
+        return tf.ensure_shape(done, (None, *shape))
+
+    if examples.images is None:
+        make = numpy_batch
+    else:
+        if examples not in _ON_TENSORFLOW:
+            _ON_TENSORFLOW[examples] = (tf.constant(examples.images), tf.constant(examples.labels))
+        images, labels = _ON_TENSORFLOW[examples]
+        order = tf.constant(batches.order, tf.int64)
+
+        def make(index: Any) -> tuple[Any, Any]:
+            chosen = order[index * size:(index + 1) * size]
+            picked = tf.gather(images, chosen)
+            return (augmented(picked, index) if batches.augmenter is not None else picked), tf.gather(labels, chosen)
+
+    dataset = tf.data.Dataset.range(len(batches))
+    # tf.data tunes the parallelism and the prefetch, as the former tf.data pipeline let it
+    return dataset.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
 def epoch_order(size: int, seed: int, epoch: int) -> np.ndarray:
     """The order of the training examples in ``epoch``: a permutation seeded by ``(seed, epoch)``."""
     return np.random.default_rng([seed, epoch]).permutation(size)
@@ -212,9 +248,19 @@ def train_batches(
 ) -> Batches:
     """One epoch of shuffled, batched, augmented training data, a pure function of ``(seed, epoch)``.
 
-    The arguments are those of :func:`blockbuilder.training.tfdata.train_batches`; the shuffle is
-    a full permutation (``shuffle_buffer`` is the TensorFlow pipeline's memory bound; here the
-    examples are indices). Every process permutes alike and keeps its share.
+    Args:
+        dataset: The (cached) training examples.
+        batch_size: The batch size of this process (the global one over the process count).
+        seed: The run's seed.
+        epoch: The 0-based epoch: each epoch has its own order and augmentation.
+        augmentation: The ``augmentation:`` steps.
+        input_shape: The images' shape.
+        shuffle_buffer: Unused: the shuffle is a full permutation of indices (``train.shuffle_buffer``
+            bounded the memory of the former ``tf.data`` pipeline).
+        drop_remainder: Drop the last partial batch (needed when batches are split over devices).
+        shard: ``(process count, process index)``: every process permutes alike, then keeps its share.
+        augmenter: The :class:`Augmenter` of ``augmentation``, made once for all epochs.
+        workers: Threads that decode and augment batches.
     """
     del shuffle_buffer
     order = epoch_order(len(dataset), seed, epoch)

@@ -16,7 +16,7 @@ from blockbuilder.language.pydantic_errors import spec_error
 from blockbuilder.language.resolve import plain
 from blockbuilder.language.sections import Section, SectionInput
 from blockbuilder.language.substitute import substitute
-from blockbuilder.training.sources import class_names_of, locate
+from blockbuilder.training.sources import class_names_of, kinds, locate, parse
 from blockbuilder.training.spec import TrainSpec
 
 __all__ = ["TRAIN"]
@@ -57,8 +57,8 @@ def _inherited_epochs(document: Map, section: Map) -> bool:
 
 
 def classes(document: Map, required: bool) -> Optional[int]:
-    """The number of classes of ``train.dataset`` (digits, a folder or an npz file), for ``classes: auto``
-    (``required``) or a file without ``classes:`` that trains on a folder or an npz file (else ``None``).
+    """The number of classes of ``train.dataset``, for ``classes: auto`` (``required``) or a file without
+    ``classes:`` that trains on files (a source kind whose argument is a path; else ``None``).
 
     Raises:
         SpecError: ``required`` and the data set cannot be counted (tfds, a missing folder ...), at ``classes:``.
@@ -66,12 +66,14 @@ def classes(document: Map, required: bool) -> Optional[int]:
     section = document.get("train")
     dataset = section.get("dataset", "digits") if isinstance(section, Map) else "digits"
     where = document.loc_of("classes")
-    if not required and not (isinstance(dataset, str) and dataset.startswith(("folder:", "npz:"))):
+    kind = parse(dataset)[0] if isinstance(dataset, str) else None
+    if not required and (kind is None or not kind.path):
         return None
-    if not isinstance(dataset, str) or not dataset.startswith(("folder:", "npz:", "digits")):
-        raise SpecError(f"classes: auto counts the classes of train.dataset when it is digits, a folder: or an "
-                        f"npz: file; write the number for {shown(dataset)}", where, "classes")
-    source = locate(dataset, section.loc_of("dataset"))[0] if isinstance(section, Map) else dataset
+    if kind is None or kind.class_names is None:
+        counted = [k.form for k in kinds() if k.class_names]
+        raise SpecError(f"classes: auto counts the classes of train.dataset when it is {', '.join(counted[:-1])} "
+                        f"or {counted[-1]}; write the number for {shown(dataset)}", where, "classes")
+    source = locate(dataset, section.loc_of("dataset"))[0] if kind.path and isinstance(section, Map) else dataset
     try:
         names = class_names_of(source)
     except DataError as problem:

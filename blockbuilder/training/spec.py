@@ -1,6 +1,7 @@
 """The ``train:`` section of an architecture file.
 
-This module imports only pydantic and the standard library, so the validator can check a ``train:``
+This module imports only pydantic and the standard library (and, to check a data source, the
+registry of :mod:`blockbuilder.training.sources`), so the validator can check a ``train:``
 section without TensorFlow or Keras. The ``train`` command-line flags live in
 :mod:`blockbuilder.cli.train`, which does not import pydantic, so ``--help`` stays fast.
 """
@@ -189,9 +190,9 @@ class PhaseSpec(_Strict):
 class TrainSpec(_Strict):
     """The ``train:`` section. Every key has a default that trains ``lenet5`` on digits well.
 
-    ``dataset`` is ``digits`` (embedded), ``tfds:NAME[:SPLIT]``, ``folder:PATH`` or ``npz:PATH``; a
-    folder with ``train/``, ``val/`` and ``test/`` sub-folders gives its splits. ``validation`` and
-    ``test`` name other sources for those splits (``folder:`` or ``npz:``). ``validation_split`` is
+    ``dataset`` is a registered data source (:mod:`blockbuilder.training.sources`: ``digits``,
+    ``folder:PATH`` ...); a folder with ``train/``, ``val/`` and ``test/`` sub-folders gives its splits.
+    ``validation`` and ``test`` name other sources for those splits. ``validation_split`` is
     the fraction of the training data held out for validation when the data set has no validation
     split of its own. The default augmentation, a random translation by up
     to 10 % of the image size, helps on every data set tried; ``augmentation: []`` turns it off.
@@ -243,15 +244,16 @@ class TrainSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_dataset(self) -> TrainSpec:
+        from blockbuilder.training.sources import forms, parse
+
         for key in ("dataset", "validation", "test"):
             value = getattr(self, key)
-            kind, _, rest = (value or "digits").partition(":")
-            if value != "digits" and value is not None and (kind not in ("tfds", "folder", "npz") or not rest):
-                raise ValueError(f"{key} must be 'digits', 'tfds:NAME[:SPLIT]', 'folder:PATH' or 'npz:PATH', "
-                                 f"got {value!r}")
-            if key != "dataset" and kind == "tfds":
-                raise ValueError(f"{key} must be a folder:PATH or npz:PATH (a tfds data set brings its own "
-                                 f"{key} split: name it in dataset, tfds:NAME:SPLIT), got {value!r}")
+            kind = parse(value)[0] if value is not None else None
+            if value is not None and kind is None:
+                raise ValueError(f"{key} must be {forms()}, got {value!r}")
+            if key != "dataset" and kind is not None and not kind.role:
+                raise ValueError(f"{key} must be a {forms(role=True)} (a {kind.prefix} data set brings its own "
+                                 f"{key} split: name it in dataset, {kind.form}), got {value!r}")
         return self
 
 

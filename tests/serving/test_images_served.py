@@ -93,15 +93,8 @@ def _model(channels: int):
     return keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="head")(flat), name="probe")
 
 
-def training_tf(files: list[Path], shape: tuple[int, int, int]) -> np.ndarray:
-    from blockbuilder.training.data import part_dataset
-    from blockbuilder.training.sources import Part
-
-    part = Part(np.zeros(len(files), np.int64), files=np.asarray([str(f) for f in files]))
-    return np.stack([image for image, _ in part_dataset(part, shape).as_numpy_iterator()])
-
-
-def training_numpy(files: list[Path], shape: tuple[int, int, int]) -> np.ndarray:
+def training(files: list[Path], shape: tuple[int, int, int]) -> np.ndarray:
+    """The images as training reads them: the input pipeline every backend trains from."""
     from blockbuilder.training.pipeline import Examples
 
     examples = Examples(np.zeros(len(files), np.int64), files=np.asarray([str(f) for f in files]), shape=shape)
@@ -144,8 +137,8 @@ def served_embed(files: list[Path], model) -> np.ndarray:
 def test_training_and_serving_read_every_format_alike(files, channels, monkeypatch) -> None:
     shape = (*MODEL, channels)
     model = _model(channels)
-    trained = training_tf(files, shape)
-    readers = {"numpy pipeline": training_numpy(files, shape), "predict": served_predict(files, model, monkeypatch),
+    trained = training(files, shape)
+    readers = {"predict": served_predict(files, model, monkeypatch),
                "explore": served_explore(files, model), "embed": served_embed(files, model)}
 
     assert trained.shape == (len(files), *shape)

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import types
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import pytest
 from conftest import BACKENDS, backend_env
 from test_training_runs import RESUME_NET as KILLED_NET
 
-from blockbuilder.training import data, devices, pipeline
+from blockbuilder.training import devices, pipeline
 from blockbuilder.training.spec import AugmentationSpec, TrainError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,17 +177,6 @@ def test_folder_images_are_decoded_by_read_image_and_resized(tmp_path: Path) -> 
     assert splits.train.cache().files is None
 
 
-def test_digits_match_the_tensorflow_sources() -> None:
-    from blockbuilder.training import data
-
-    ours = pipeline.load_splits("digits", (32, 32, 1), 10)
-    theirs = data.load_splits("digits", (32, 32, 1), 10)
-    assert ours.sizes == theirs.sizes and ours.class_names == theirs.class_names
-    tf_images, tf_labels = next(theirs.test.batch(360).as_numpy_iterator())
-    assert np.array_equal(ours.test.labels, tf_labels)
-    assert np.abs(ours.test.images - tf_images).max() < 0.02
-
-
 # --------------------------------------------------------------------------- precision and devices
 
 
@@ -246,11 +234,13 @@ def test_device_gpu_on_jax_without_gpu_is_one_clear_error() -> None:
         devices._jax_setup("gpu", None, None, None)
 
 
-@pytest.mark.parametrize("loader", [pipeline.load_splits, data.load_splits])
-def test_both_pipelines_read_a_data_set_string_alike(loader: Callable[..., object]) -> None:
-    from blockbuilder.training.data import DataError, dataset_kind
+def test_a_data_set_string_is_read_by_its_registered_kind() -> None:
+    from blockbuilder.errors import DataError
+    from blockbuilder.training.sources import dataset_kind
 
     assert dataset_kind("folder:~/photos") == ("folder", str(Path("~/photos").expanduser()))
     assert dataset_kind("tfds:cifar10:train") == ("tfds", "cifar10:train")
-    with pytest.raises(DataError, match=r"^train\.dataset: unknown data set 'csv:x' \(use digits, tfds:NAME"):
-        loader("csv:x", (8, 8, 1), 10)
+    assert dataset_kind("csv:~/labels.csv") == ("csv", str(Path("~/labels.csv").expanduser()))
+    with pytest.raises(DataError, match=r"^train\.dataset: unknown data set 'zip:x' \(use digits, tfds:NAME\[:SPLIT\], "
+                                        r"folder:PATH, npz:PATH or csv:PATH\)$"):
+        pipeline.load_splits("zip:x", (8, 8, 1), 10)

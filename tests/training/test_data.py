@@ -1,4 +1,5 @@
-"""Data sources and the tf.data pipeline: what the model is fed, and errors that name data and model."""
+"""Data sources and the input pipeline (one for every backend): what the model is fed, and errors that name
+data and model."""
 
 from __future__ import annotations
 
@@ -8,17 +9,15 @@ import sys
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
+from PIL import Image
 
-from blockbuilder.errors import CommandError, DataError  # noqa: E402
-from blockbuilder.training.data import load_splits  # noqa: E402
-from blockbuilder.training.spec import TrainSpec  # noqa: E402
-from blockbuilder.training.tfdata import eval_batches, train_batches  # noqa: E402
+from blockbuilder.errors import CommandError, DataError
+from blockbuilder.training.pipeline import eval_batches, load_splits, train_batches
+from blockbuilder.training.spec import TrainSpec
 
 
-def _arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = zip(*dataset.as_numpy_iterator())
-    return np.stack(images), np.array(labels)
+def _arrays(examples) -> tuple[np.ndarray, np.ndarray]:
+    return examples.gather(np.arange(len(examples))), examples.labels
 
 
 def test_digits_is_split_fixed_and_stratified_and_shaped_for_the_model():
@@ -80,11 +79,12 @@ def test_folder_source_one_sub_folder_per_class(tmp_path):
         (tmp_path / name).mkdir()
         for i in range(10):
             image = np.full((10 + i, 14, 3), value, np.uint8)
-            (tmp_path / name / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+            Image.fromarray(image).save(tmp_path / name / f"{i}.png")
     splits = load_splits(f"folder:{tmp_path}", (8, 8, 3), 2)
     assert splits.class_names == ["cats", "dogs"]
     assert sum(splits.sizes.values()) == 20
-    x, y = _arrays(splits.train.concatenate(splits.validation).concatenate(splits.test))
+    parts = [_arrays(part) for part in (splits.train, splits.validation, splits.test)]
+    x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     assert x.shape == (20, 8, 8, 3)
     np.testing.assert_allclose(x[y == 0], 40 / 255, atol=1e-5)
     with pytest.raises(DataError, match="has 2 classes but the model has 1"):
@@ -120,7 +120,7 @@ AUGMENT = TrainSpec.model_validate({"augmentation": [
 def _epoch(splits, epoch, seed=1, augmentation=AUGMENT):
     ds = train_batches(splits.train, 64, seed=seed, epoch=epoch, augmentation=augmentation,
                        input_shape=(32, 32, 1))
-    return [batch for batch in ds.as_numpy_iterator()]
+    return list(ds)
 
 
 def test_training_batches_are_a_pure_function_of_seed_and_epoch():
@@ -139,7 +139,7 @@ def test_training_batches_are_a_pure_function_of_seed_and_epoch():
 
 def test_evaluation_batches_keep_order():
     splits = load_splits("digits", (32, 32, 1), 10)
-    labels = np.concatenate([y for _, y in eval_batches(splits.test, 100).as_numpy_iterator()])
+    labels = np.concatenate([y for _, y in eval_batches(splits.test, 100)])
     np.testing.assert_array_equal(labels, _arrays(splits.test)[1])
 
 
@@ -148,3 +148,25 @@ def test_train_spec_is_importable_without_tensorflow():
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
                          text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["arrays", "files"])
+def test_tensorflow_is_fed_exactly_the_batches_of_the_one_pipeline(tmp_path, cached):
+    """``feed`` on TensorFlow (a tf.data map) gives the very batches the PyDataset gives JAX and PyTorch."""
+    pytest.importorskip("tensorflow")
+    from blockbuilder.training import pipeline
+
+    for label in range(2):
+        (tmp_path / str(label)).mkdir()
+        for i in range(9):
+            Image.fromarray(np.full((6, 6, 3), 20 * i + 60 * label, np.uint8)).save(tmp_path / str(label) / f"{i}.png")
+    splits = load_splits(f"folder:{tmp_path}", (8, 8, 3), 2)
+    train = splits.train.cache() if cached else splits.train
+    batches = train_batches(train, 4, seed=3, epoch=2, augmentation=AUGMENT, input_shape=(8, 8, 3), workers=2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline.keras.backend, "backend", lambda: "tensorflow")
+        fed = [(x.numpy(), y.numpy()) for x, y in pipeline.feed(batches)]
+    assert len(fed) == len(batches) == 3
+    for (x1, y1), (x2, y2) in zip(fed, batches):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from blockbuilder.errors import DataError
-from blockbuilder.training import data, pipeline, sources
+from blockbuilder.training import pipeline, sources
 from conftest import run_process
 
 
@@ -33,11 +33,10 @@ def layout(root: Path, splits: dict[str, dict[str, int]]) -> Path:
 SHAPES = {"cats": 12, "dogs": 10, "owls": 8}
 
 
-@pytest.mark.parametrize("loader", [data.load_splits, pipeline.load_splits], ids=["tf.data", "numpy"])
-def test_train_val_test_sub_folders_are_the_splits_not_classes(tmp_path: Path, loader) -> None:
+def test_train_val_test_sub_folders_are_the_splits_not_classes(tmp_path: Path) -> None:
     root = layout(tmp_path / "photos", {"train": SHAPES, "val": {"cats": 3, "dogs": 2, "owls": 2},
                                         "test": {"cats": 4, "dogs": 4}})
-    splits = loader(f"folder:{root}", (8, 8, 3), 3)
+    splits = pipeline.load_splits(f"folder:{root}", (8, 8, 3), 3)
 
     assert splits.class_names == ["cats", "dogs", "owls"]
     assert splits.sizes == {"train": 30, "validation": 7, "test": 8}
@@ -45,7 +44,7 @@ def test_train_val_test_sub_folders_are_the_splits_not_classes(tmp_path: Path, l
 
 def test_a_train_folder_alone_holds_out_validation_and_test(tmp_path: Path) -> None:
     root = layout(tmp_path / "photos", {"train": {"cats": 20, "dogs": 20}})
-    splits = data.load_splits(f"folder:{root}", (8, 8, 3), 2, validation_split=0.25)
+    splits = pipeline.load_splits(f"folder:{root}", (8, 8, 3), 2, validation_split=0.25)
 
     assert splits.class_names == ["cats", "dogs"]
     assert splits.sizes == {"train": 24, "validation": 8, "test": 8}
@@ -66,17 +65,15 @@ def test_a_validation_class_unknown_to_train_is_named(tmp_path: Path) -> None:
         sources.read_source(f"folder:{root}")
 
 
-@pytest.mark.parametrize("loader", [data.load_splits, pipeline.load_splits], ids=["tf.data", "numpy"])
-def test_own_validation_and_test_sources_replace_the_held_out_ones(tmp_path: Path, loader) -> None:
+def test_own_validation_and_test_sources_replace_the_held_out_ones(tmp_path: Path) -> None:
     images(tmp_path / "train", {"cats": 10, "dogs": 10})
     images(tmp_path / "checked", {"dogs": 3})  # a subset of the classes: labels map by name
     images(tmp_path / "exam", {"cats": 2, "dogs": 5})
-    splits = loader(f"folder:{tmp_path / 'train'}", (8, 8, 3), 2,
-                    validation=f"folder:{tmp_path / 'checked'}", test=f"folder:{tmp_path / 'exam'}")
+    splits = pipeline.load_splits(f"folder:{tmp_path / 'train'}", (8, 8, 3), 2,
+                                  validation=f"folder:{tmp_path / 'checked'}", test=f"folder:{tmp_path / 'exam'}")
 
     assert splits.sizes["validation"] == 3 and splits.sizes["test"] == 7
-    labels = [int(y) for _, y in splits.validation] if loader is data.load_splits else list(splits.validation.labels)
-    assert labels == [1, 1, 1]  # dogs is class 1 of the training folder
+    assert list(splits.validation.labels) == [1, 1, 1]  # dogs is class 1 of the training folder
 
 
 def test_a_validation_source_with_an_unknown_class_is_refused(tmp_path: Path) -> None:
@@ -84,7 +81,7 @@ def test_a_validation_source_with_an_unknown_class_is_refused(tmp_path: Path) ->
     images(tmp_path / "other", {"emus": 2})
 
     with pytest.raises(DataError, match="train.validation: .* has classes the model was not trained on: emus"):
-        data.load_splits(f"folder:{tmp_path / 'train'}", (8, 8, 3), 2, validation=f"folder:{tmp_path / 'other'}")
+        pipeline.load_splits(f"folder:{tmp_path / 'train'}", (8, 8, 3), 2, validation=f"folder:{tmp_path / 'other'}")
 
 
 NAMES = st.sampled_from(["train", "val", "validation", "test", "cats", "dogs", "Train", ".hidden"])
@@ -192,13 +189,14 @@ def test_classes_auto_on_a_data_set_it_cannot_count_is_a_file_line_error(cli, tm
     arch.write_text(ARCH.format(classes="classes: auto").replace('"folder:photos"', "tfds:mnist"))
 
     assert cli("validate", arch) == (1, "", f"{arch}:3:10: classes: classes: auto counts the classes of "
-                                            f"train.dataset when it is digits, a folder: or an npz: file; write "
-                                            f"the number for 'tfds:mnist'\n")
+                                            f"train.dataset when it is digits, folder:PATH, npz:PATH or "
+                                            f"csv:PATH; write the number for 'tfds:mnist'\n")
 
 
 def test_a_tfds_validation_source_is_refused_naming_the_way(cli, tmp_path: Path) -> None:
     code, out, err = cli("validate", "lenet5", "--set", "train.validation=tfds:mnist")
 
     assert (code, out) == (1, "")
-    assert "validation must be a folder:PATH or npz:PATH (a tfds data set brings its own validation split" in err
+    assert ("validation must be a folder:PATH, npz:PATH or csv:PATH (a tfds data set brings its own validation "
+            "split") in err
     assert err.count("\n") == 1 and "value error" not in err

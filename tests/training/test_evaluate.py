@@ -62,7 +62,7 @@ def test_an_output_that_holds_an_evaluation_is_refused_then_replaced_with_force(
     (["nowhere"], "nowhere: no such run directory"),
     (["{run}", "--data", "folder:{tmp}/missing"], "--data: folder '{tmp}/missing' does not exist"),
     (["{run}", "--data", "photos"], "train.test: unknown data set 'photos' (use digits, tfds:NAME[:SPLIT], "
-                                    "folder:PATH or npz:PATH)"),
+                                    "folder:PATH, npz:PATH or csv:PATH)"),
 ])
 def test_bad_arguments_are_one_line_before_tensorflow(cli, lenet5_run, tmp_path, args, message) -> None:
     argv = [a.format(run=lenet5_run, tmp=tmp_path) for a in args]
