@@ -130,6 +130,11 @@ def search(cli, monkeypatch, *words):
     return json.loads((output / "search.json").read_text(encoding="utf-8")), rows, out
 
 
+#: Module fixtures that cost nothing to make twice: they do not keep a module's tests on one worker.
+CHEAP_MODULE_FIXTURES = {"_block_registry_per_module"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups into the test ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """``pytest -n 2`` (``--dist loadgroup`` in pyproject.toml) hands tests to whichever worker is free,
     one by one, except that the tests of a module with a module-scoped fixture (a trained run, a built
@@ -137,5 +142,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         info = getattr(item, "_fixtureinfo", None)  # pytest's; without it a module stays together, as --dist loadfile
         definitions = info.name2fixturedefs.values() if info is not None else [[None]]
-        if any(chain[-1] is None or chain[-1].scope == "module" for chain in definitions if chain):
+        if any(chain[-1] is None or (chain[-1].scope == "module" and chain[-1].argname not in CHEAP_MODULE_FIXTURES)
+               for chain in definitions if chain):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
