@@ -72,7 +72,40 @@ def evaluate(text: str, scope: Mapping[str, Any]) -> Any:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExprError(f"invalid expression {shown(text)}: {exc.msg}") from None
+    _check_every_branch(tree.body, scope)
     return _Evaluator(scope).visit(tree.body)
+
+
+_UNARY = (ast.USub, ast.UAdd, ast.Not)
+
+
+def _check_every_branch(tree: ast.expr, scope: Mapping[str, Any]) -> None:
+    """The grammar and the names of the whole expression, the branches evaluation does not take too (the
+    other side of ``a if c else b``, what ``and``/``or`` and a comparison chain cut short): a misspelt
+    name there is an error at once, not in a later file that takes the branch."""
+    functions = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.expr) or id(node) in functions:
+            continue
+        if not hasattr(_Evaluator, "visit_" + type(node).__name__):
+            raise ExprError(f"'{ast.unparse(node)}' is not allowed in an expression")
+        if isinstance(node, ast.Name) and node.id not in scope:
+            raise ExprError(f"unknown name '{node.id}'{did_you_mean(node.id, scope)}")
+        if isinstance(node, ast.Call):
+            _check_call(node)
+        wrong = ((isinstance(node, ast.BinOp) and type(node.op) not in _BINARY)
+                 or (isinstance(node, ast.UnaryOp) and not isinstance(node.op, _UNARY))
+                 or (isinstance(node, ast.Compare) and any(type(op) not in _COMPARE for op in node.ops)))
+        if wrong:
+            raise ExprError(f"operator in '{ast.unparse(node)}' is not allowed")
+
+
+def _check_call(node: ast.Call) -> str:
+    name = node.func.id if isinstance(node.func, ast.Name) else None
+    if name is None or name not in FUNCTIONS or node.keywords:
+        raise ExprError(f"call '{ast.unparse(node.func)}' is not allowed "
+                        f"(functions: {', '.join(FUNCTIONS)})")
+    return name
 
 
 class _Evaluator:
@@ -150,10 +183,7 @@ class _Evaluator:
         return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
 
     def visit_Call(self, node: ast.Call) -> Any:
-        name = node.func.id if isinstance(node.func, ast.Name) else None
-        if name not in FUNCTIONS or node.keywords:
-            raise ExprError(f"call '{ast.unparse(node.func)}' is not allowed "
-                            f"(functions: {', '.join(FUNCTIONS)})")
+        name = _check_call(node)
         args = [_number(self.visit(a)) for a in node.args]
         try:
             return FUNCTIONS[name](*args)

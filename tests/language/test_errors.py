@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import blockbuilder
 from blockbuilder import SpecError
+from blockbuilder.language.expressions import ExprError, evaluate
 
 HEAD = "input: [32, 32, 3]\nclasses: 10\n"
 
@@ -120,6 +123,39 @@ def test_non_positive_width_from_an_expression(write):
 def test_unknown_name_in_expression(write):
     message = error_of(write, HEAD + "network:\n  - conv: {filters: $witdh}\n")
     assert message == "arch.yaml:4:21: network[0].conv.filters: unknown name 'witdh'"
+
+
+BRANCHES = HEAD + """blocks:
+  unit:
+    params: {stride: int, width: {type: int, default: 8}}
+    body:
+      - conv: {filters: "EXPR", stride: $stride}
+network:
+  - unit: {stride: 1}
+"""
+
+
+@pytest.mark.parametrize("expression, error", [
+    ("16 if stride == 1 else widht", "unknown name 'widht' (did you mean 'width'?)"),
+    ("width or sqrt(stride)", "call 'sqrt' is not allowed (functions: round, floor, ceil, min, max, int, abs)"),
+    ("width if stride > 2 < strid else 4", "unknown name 'strid' (did you mean 'stride'?)"),
+    ("8 if stride else stride @ 2", "operator in 'stride @ 2' is not allowed"),
+])
+def test_a_branch_not_taken_is_checked_too(write, expression, error):
+    """The other side of ``a if c else b``, what ``or`` and a comparison chain cut short: checked at once,
+    not in a later file that takes that branch."""
+    message = error_of(write, BRANCHES.replace("EXPR", f"${{{expression}}}"))
+    assert message == (f"arch.yaml:7:25: blocks.unit.body[0].conv.filters: {error} "
+                       f"(in block 'unit' used at arch.yaml:9:5)")
+
+
+@settings(max_examples=40, deadline=None)
+@given(taken=st.booleans(), typo=st.sampled_from(["widht", "strde", "idth"]))
+def test_a_misspelt_name_is_an_error_in_either_branch(taken, typo):
+    """Whichever branch the condition takes, a misspelt name on either side is the same error."""
+    for expression in (f"1 if {taken} else {typo}", f"{typo} if {taken} else 1"):
+        with pytest.raises(ExprError, match=f"unknown name '{typo}'"):
+            evaluate(expression, {"width": 8, "stride": 1})
 
 
 @pytest.mark.parametrize("expression", ["__import__('os')", "().__class__", "open('x')", "[x for x in y]",
