@@ -11,6 +11,7 @@ checked from the specs only (B0's file with bigger numbers, as B1 and B2, which 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,19 +101,51 @@ def max_relative_difference(found: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(found - expected).max() / max(float(np.abs(expected).max()), 1e-30))
 
 
+def built_pair(name: str, ref: Reference, size: int) -> Iterator[tuple[Any, Any]]:
+    """blockbuilder's model of ``name`` and keras.applications' (``weights=None``), both at size x size, for
+    a module fixture: made once per network, the session cleared after."""
+    import keras
+
+    ours = blockbuilder.build(blockbuilder.load(name, [f"input=[{size}, {size}, 3]"]))
+    reference = getattr(keras.applications, ref.constructor)(weights=None, input_shape=(size, size, 3), **ref.kwargs)
+    yield ours, reference
+    del ours, reference
+    keras.backend.clear_session()
+
+
+def assert_same_weights(ours: Any, reference: Any, ref: Reference) -> None:
+    """The parameters (total and trainable) and the weight tensors, in keras.applications' order."""
+    assert (ours.count_params(), _trainable(ours)) == (reference.count_params(), _trainable(reference)) \
+        == (ref.total, ref.trainable)
+    assert len(ours.weights) == len(reference.weights) == ref.tensors
+    assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in reference.weights]
+
+
+def assert_same_outputs(ours: Any, reference: Any, pixels: tuple[float, float], size: int) -> None:
+    """Weights copied by order: the same features before the classifier and the same probabilities."""
+    weights = randomised(reference)
+    reference.set_weights(weights)
+    for layer in reference.layers:  # Keras' Normalization reads its weights when built, not when they are set
+        if type(layer).__name__ == "Normalization":
+            layer.finalize_state()
+    ours.set_weights(weights)
+    images = np.random.default_rng(1).uniform(*pixels, (2, size, size, 3)).astype("float32")
+    expected = [np.asarray(t) for t in _features_and_output(reference)(images, training=False)]
+    found = [np.asarray(t) for t in _features_and_output(ours)(images, training=False)]
+    assert [e.shape for e in expected] == [f.shape for f in found]
+    # The features depend on the image (a comparison of features that forgot their input could not fail).
+    assert max_relative_difference(expected[0][0], expected[0][1]) > 1000 * TOLERANCE
+    assert max_relative_difference(found[0], expected[0]) <= TOLERANCE
+    assert np.abs(found[1] - expected[1]).max() <= TOLERANCE
+
+
 @pytest.fixture(scope="module", params=BUILT)
 def networks(request):
     """(name, blockbuilder's model, keras.applications' model, the input size), built once per network."""
-    import keras
-
     name = request.param
-    ref = REFERENCES[name]
-    size = ref.size
-    ours = blockbuilder.build(blockbuilder.load(name, [f"input=[{size}, {size}, 3]"]))
-    reference = getattr(keras.applications, ref.constructor)(weights=None, input_shape=(size, size, 3), **ref.kwargs)
-    yield name, ours, reference, size
-    del ours, reference
-    keras.backend.clear_session()
+    size = REFERENCES[name].size
+    for ours, reference in built_pair(name, REFERENCES[name], size):
+        yield name, ours, reference, size
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
@@ -125,30 +158,13 @@ def test_parameters_at_the_reference_input_equal_keras_applications(name):
 
 def test_built_parameters_and_weight_order_equal_keras_applications(networks):
     name, ours, reference, _ = networks
-    ref = REFERENCES[name]
-    assert (ours.count_params(), _trainable(ours)) == (reference.count_params(), _trainable(reference)) \
-        == (ref.total, ref.trainable)
-    assert len(ours.weights) == len(reference.weights) == ref.tensors
-    assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in reference.weights]
+    assert_same_weights(ours, reference, REFERENCES[name])
 
 
 def test_keras_applications_weights_give_the_same_outputs(networks):
     """Weights copied by order: the same features before the classifier and the same probabilities."""
     name, ours, reference, size = networks
-    weights = randomised(reference)
-    reference.set_weights(weights)
-    for layer in reference.layers:  # Keras' Normalization reads its weights when built, not when they are set
-        if type(layer).__name__ == "Normalization":
-            layer.finalize_state()
-    ours.set_weights(weights)
-    images = np.random.default_rng(1).uniform(*REFERENCES[name].pixels, (2, size, size, 3)).astype("float32")
-    expected = [np.asarray(t) for t in _features_and_output(reference)(images, training=False)]
-    found = [np.asarray(t) for t in _features_and_output(ours)(images, training=False)]
-    assert [e.shape for e in expected] == [f.shape for f in found]
-    # The features depend on the image (a comparison of features that forgot their input could not fail).
-    assert max_relative_difference(expected[0][0], expected[0][1]) > 1000 * TOLERANCE
-    assert max_relative_difference(found[0], expected[0]) <= TOLERANCE
-    assert np.abs(found[1] - expected[1]).max() <= TOLERANCE
+    assert_same_outputs(ours, reference, REFERENCES[name].pixels, size)
 
 
 @pytest.mark.parametrize("b", range(1, 8))

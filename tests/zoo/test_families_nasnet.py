@@ -12,9 +12,8 @@ two before it), so its comparison checks that rule.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from test_families import TOLERANCE, Reference, _features_and_output, _trainable, max_relative_difference, randomised
+from test_families import Reference, assert_same_outputs, assert_same_weights, built_pair
 
 import blockbuilder
 from blockbuilder.report.summary import estimate
@@ -36,33 +35,15 @@ def test_parameters_at_the_reference_input_equal_keras_applications(name):
 @pytest.fixture(scope="module", params=sorted(REFERENCES))
 def networks(request):
     """(name, blockbuilder's model, keras.applications' model), both at 32x32, built once per network."""
-    import keras
-
-    name = request.param
-    ours = blockbuilder.build(blockbuilder.load(name, [f"input=[{SIZE}, {SIZE}, 3]"]))
-    reference = getattr(keras.applications, REFERENCES[name].constructor)(weights=None, input_shape=(SIZE, SIZE, 3))
-    yield name, ours, reference
-    del ours, reference
-    keras.backend.clear_session()
+    for ours, reference in built_pair(request.param, REFERENCES[request.param], SIZE):
+        yield request.param, ours, reference
 
 
 def test_weights_in_keras_applications_order(networks):
     name, ours, reference = networks
-    ref = REFERENCES[name]
-    assert (ours.count_params(), _trainable(ours)) == (reference.count_params(), _trainable(reference)) \
-        == (ref.total, ref.trainable)
-    assert len(ours.weights) == len(reference.weights) == ref.tensors
-    assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in reference.weights]
+    assert_same_weights(ours, reference, REFERENCES[name])
 
 
 def test_computes_what_keras_applications_computes(networks):
     name, ours, reference = networks
-    weights = randomised(reference)
-    reference.set_weights(weights)
-    ours.set_weights(weights)
-    images = np.random.default_rng(1).uniform(-1.0, 1.0, (2, SIZE, SIZE, 3)).astype("float32")
-    expected = [np.asarray(t) for t in _features_and_output(reference)(images, training=False)]
-    found = [np.asarray(t) for t in _features_and_output(ours)(images, training=False)]
-    assert max_relative_difference(expected[0][0], expected[0][1]) > 1000 * TOLERANCE
-    assert max_relative_difference(found[0], expected[0]) <= TOLERANCE
-    assert np.abs(found[1] - expected[1]).max() <= TOLERANCE
+    assert_same_outputs(ours, reference, (-1.0, 1.0), SIZE)

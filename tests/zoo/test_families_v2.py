@@ -20,7 +20,8 @@ import math
 import numpy as np
 import pytest
 import yaml
-from test_families import TOLERANCE, Reference, _features_and_output, _trainable, max_relative_difference, randomised
+from test_families import (TOLERANCE, Reference, _features_and_output, _trainable, assert_same_outputs,
+                           assert_same_weights, built_pair, max_relative_difference)
 
 import blockbuilder
 from blockbuilder.language.resolve import zoo_dir
@@ -55,38 +56,19 @@ def test_parameters_at_the_reference_input_equal_keras_applications(name):
 @pytest.fixture(scope="module", params=BUILT)
 def networks(request):
     """(name, blockbuilder's model, keras.applications' model), both at 32x32, built once per network."""
-    import keras
-
-    name = request.param
-    ours = blockbuilder.build(blockbuilder.load(name, [f"input=[{SIZE}, {SIZE}, 3]"]))
-    reference = getattr(keras.applications, REFERENCES[name].constructor)(weights=None, input_shape=(SIZE, SIZE, 3))
-    yield name, ours, reference
-    del ours, reference
-    keras.backend.clear_session()
+    for ours, reference in built_pair(request.param, REFERENCES[request.param], SIZE):
+        yield request.param, ours, reference
 
 
 def test_built_parameters_and_weight_order_equal_keras_applications(networks):
     name, ours, reference = networks
-    ref = REFERENCES[name]
-    assert (ours.count_params(), _trainable(ours)) == (reference.count_params(), _trainable(reference)) \
-        == (ref.total, ref.trainable)
-    assert len(ours.weights) == len(reference.weights) == ref.tensors
-    assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in reference.weights]
+    assert_same_weights(ours, reference, REFERENCES[name])
 
 
 def test_keras_applications_weights_give_the_same_outputs(networks):
     """Weights copied by order: the same features before the classifier and the same probabilities."""
     name, ours, reference = networks
-    weights = randomised(reference)
-    reference.set_weights(weights)
-    ours.set_weights(weights)
-    images = np.random.default_rng(1).uniform(*PIXELS, (2, SIZE, SIZE, 3)).astype("float32")
-    expected = [np.asarray(t) for t in _features_and_output(reference)(images, training=False)]
-    found = [np.asarray(t) for t in _features_and_output(ours)(images, training=False)]
-    assert [e.shape for e in expected] == [f.shape for f in found]
-    assert max_relative_difference(expected[0][0], expected[0][1]) > 1000 * TOLERANCE  # the features see the image
-    assert max_relative_difference(found[0], expected[0]) <= TOLERANCE
-    assert np.abs(found[1] - expected[1]).max() <= TOLERANCE
+    assert_same_outputs(ours, reference, PIXELS, SIZE)
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
