@@ -31,6 +31,7 @@ from blockbuilder.blocks import rescaling as _rescaling  # noqa: E402,F401
 from blockbuilder.blocks import residual as _residual  # noqa: E402,F401
 from blockbuilder.blocks import separable_conv as _separable_conv  # noqa: E402,F401
 from blockbuilder.blocks import sequence as _sequence  # noqa: E402,F401
+from blockbuilder.blocks import upsample as _upsample  # noqa: E402,F401
 from blockbuilder.blocks import zero_pad as _zero_pad  # noqa: E402,F401
 from blockbuilder.blocks.registry import (
     Block,

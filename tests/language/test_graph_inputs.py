@@ -295,6 +295,11 @@ def test_the_readme_examples_of_graph_inputs_validate(write):
     readme = (REPO / "README.md").read_text()
     section = readme.split("### Graph inputs", 1)[1].split("\n### ", 1)[0]
     examples = [part.split("```", 1)[0] for part in section.split("```yaml\n")[1:]]
-    assert len(examples) == 2
-    for example in examples:
+    assert len(examples) == 3
+    for example in (e for e in examples if not e.startswith("input:")):
         assert blockbuilder.load(write("input: [8, 8, 3]\n" + example)).output_shape[:2] == (8, 8)
+    unet = blockbuilder.load(write(next(e for e in examples if e.startswith("input:")), "unet.yaml"))
+    model = blockbuilder.build(unet)
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers}
+    assert (shapes["up1"], shapes["merge1"], shapes["merge2"]) == ((16, 16, 64), (16, 16, 96), (32, 32, 48))
+    assert unet.output_shape == (4,) and estimate(unet)[0] == model.count_params() == 58_260
