@@ -11,7 +11,8 @@ fixed order): the exact average of the batch statistics, as "precise BN" (Wu & J
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -44,23 +45,52 @@ def needs_recalibration(model: Any, steps_per_epoch: int, setting: str) -> bool:
 def recalibrate(model: Any, batches: Any, max_batches: int) -> int:
     """Set every BatchNorm layer's moving statistics to the mean of its statistics over ``batches``.
 
-    Each batch is run through the model in training mode with the momentum set so that the moving
-    average becomes the running mean (``k / (k + 1)`` for the ``k``-th batch); only the BatchNorm
-    statistics (and random generators) change. Returns the number of batches used.
+    Each batch is run through the model in training mode with the momentum at 0, so that each layer's
+    moving statistics are that batch's; their mean over the batches is then set. Only the BatchNorm
+    statistics (and random generators) change. On TensorFlow the forward pass is one traced function,
+    kept with the model and traced again only when the set of trainable BatchNorm layers changes (a
+    phase froze one); elsewhere it runs eagerly. Returns the number of batches used.
     """
     layers = [layer for layer in batchnorm_layers(model) if layer.trainable]
     saved = [layer.momentum for layer in layers]
+    sums: list[list[Any]] = [[0.0, 0.0] for _ in layers]
     used = 0
     try:
+        for layer in layers:
+            layer.momentum = 0.0
+        forward = _forward(model, layers)
         for _, (images, _labels) in zip(range(max_batches), batches):
-            for layer in layers:
-                layer.momentum = used / (used + 1)
-            model(images, training=True)
+            forward(images)
+            for total, layer in zip(sums, layers):
+                total[0] = total[0] + layer.moving_mean.numpy().astype("float64")
+                total[1] = total[1] + layer.moving_variance.numpy().astype("float64")
             used += 1
     finally:
         for layer, momentum in zip(layers, saved):
             layer.momentum = momentum
+    if used:
+        for (mean, variance), layer in zip(sums, layers):
+            layer.moving_mean.assign(mean / used)
+            layer.moving_variance.assign(variance / used)
     return used
+
+
+#: The traced forward pass of each model (TensorFlow), with the trainable BatchNorm layers it was traced for.
+_FORWARD: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], Callable[[Any], Any]]] = weakref.WeakKeyDictionary()
+
+
+def _forward(model: Any, layers: list[Any]) -> Callable[[Any], Any]:
+    """``model(images, training=True)``, traced once per model and set of trainable layers on TensorFlow."""
+    if keras.backend.backend() != "tensorflow":
+        return lambda images: model(images, training=True)
+    import tensorflow as tf
+
+    key = tuple(id(layer) for layer in layers)
+    kept = _FORWARD.get(model)
+    if kept is None or kept[0] != key:
+        kept = key, tf.function(lambda images: model(images, training=True), reduce_retracing=True)
+        _FORWARD[model] = kept
+    return kept[1]
 
 
 CHANCE_EPOCHS = 3
