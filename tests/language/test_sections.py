@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,14 +42,24 @@ def test_the_sections_of_the_package_are_registered_in_reading_order() -> None:
     assert section_keys() == ("train", "weights", "freeze", "head", "search")
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
-def test_every_zoo_and_example_file_validates_against_the_schema(path: Path) -> None:
+@functools.cache
+def _validator() -> Any:
+    """One validator of the language's schema, the schema itself checked once (``jsonschema.validate``
+    checks it again on every call: a fifth of a second each)."""
     jsonschema = pytest.importorskip("jsonschema")
-    import yaml
-
     from blockbuilder.language.schema import json_schema
 
-    jsonschema.validate(yaml.safe_load(path.read_text()), json_schema())
+    schema = json_schema()
+    kind = jsonschema.validators.validator_for(schema)
+    kind.check_schema(schema)
+    return kind(schema)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_every_zoo_and_example_file_validates_against_the_schema(path: Path) -> None:
+    import yaml
+
+    _validator().validate(yaml.safe_load(path.read_text()))
 
 
 def test_a_registered_section_gets_its_key_its_schema_and_its_attribute(write) -> None:

@@ -59,6 +59,12 @@ def _expected() -> dict[str, dict[str, int | float | None]]:
 EXPECTED = _expected()
 
 
+def built(names: list[str]) -> list[object]:
+    """``names`` as parameters whose tests go to one worker each (``pytest -n``), so that :func:`figures`
+    builds each network once, not once on each worker."""
+    return [pytest.param(name, marks=pytest.mark.xdist_group(f"zoo-{name}")) for name in names]
+
+
 @functools.cache
 def figures(name: str) -> dict:
     """Build ``name`` once; keep its figures (not the model, to bound memory)."""
@@ -99,7 +105,7 @@ def test_file_validates_with_the_reference_total(name):
     assert "accuracy" in arch.meta
 
 
-@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("name", built(FILES))
 def test_params_depth_and_macs_match_the_reference(name):
     found, expected = figures(name), EXPECTED[name]
     if expected["total"] is not None:
@@ -111,14 +117,14 @@ def test_params_depth_and_macs_match_the_reference(name):
         assert found["macs"] == pytest.approx(expected["macs"], rel=MACS_TOLERANCE)
 
 
-@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("name", built(FILES))
 def test_estimate_from_specs_equals_keras_count(name):
     found = figures(name)
     assert found["estimate"][0] == found["count_params"] == found["total"]
     assert found["estimate"][1] == found["macs"]
 
 
-@pytest.mark.parametrize("name", sorted(KERAS_APPLICATIONS))
+@pytest.mark.parametrize("name", built(sorted(KERAS_APPLICATIONS)))
 def test_weight_shapes_match_keras_applications(name):
     """Same weight shapes in the same order: published keras.applications weights load."""
     import keras
