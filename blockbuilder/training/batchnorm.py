@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import keras
 
@@ -88,7 +88,12 @@ def _forward(model: Any, layers: list[Any]) -> Callable[[Any], Any]:
     key = tuple(id(layer) for layer in layers)
     kept = _FORWARD.get(model)
     if kept is None or kept[0] != key:
-        kept = key, tf.function(lambda images: model(images, training=True), reduce_retracing=True)
+        held = weakref.ref(model)  # the function must not keep its model alive (its key in _FORWARD)
+
+        def forward(images: Any) -> Any:
+            return cast(Any, held())(images, training=True)
+
+        kept = key, tf.function(forward, reduce_retracing=True)
         _FORWARD[model] = kept
     return kept[1]
 

@@ -73,3 +73,17 @@ def test_a_layer_frozen_between_recalibrations_is_left_alone() -> None:
     recalibrate(model, _batches(3, 4), max_batches=3)  # the same shape: no new trace for that reason
     for value, old in zip((bn.moving_mean, bn.moving_variance), kept):
         np.testing.assert_array_equal(_value(value), old)
+
+
+def test_a_recalibrated_model_is_freed_when_its_user_lets_go() -> None:
+    """The traced step is kept with the model, not the model with the step: a search that trains many
+    trials in one process frees each trial's model."""
+    import gc
+    import weakref
+
+    model = _model()
+    recalibrate(model, _batches(2, 4), max_batches=2)
+    held = weakref.ref(model)
+    del model
+    gc.collect()
+    assert held() is None
