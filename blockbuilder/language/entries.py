@@ -113,3 +113,15 @@ def input_count(low: int, high: int) -> str:
 
 def joined(parent: str, name: str) -> str:
     return f"{parent}.{name}" if parent else name
+
+
+def known_block(block_type: str) -> Block[Any]:
+    """The registered block type ``block_type``, which the reading of the entry has checked exists."""
+    block = get_block(block_type)
+    assert block is not None, block_type
+    return block
+
+
+def sequence_spec() -> Any:
+    """The arguments of a plain ``sequence`` (the wrapper of a body, of the network)."""
+    return known_block("sequence").Spec()

@@ -25,11 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from blockbuilder.blocks import Block, Children, Node, Shape, Site, block_names, get_block
+from blockbuilder.blocks import Children, Node, Shape, Site, block_names, get_block
 from blockbuilder.errors import Location, SpecError, did_you_mean, shown
 from blockbuilder.language.document import Map, Seq, loc_of
-from blockbuilder.language.entries import (Entry, condition, entry_label, input_count, joined, located, plain_top,
-                                           read_defaults, source_keys, used_at, validate_spec)
+from blockbuilder.language.entries import (Entry, condition, entry_label, input_count, joined, known_block, located,
+                                           plain_top, read_defaults, sequence_spec, source_keys, used_at,
+                                           validate_spec)
 from blockbuilder.language.graph import Region, Source, check_read
 from blockbuilder.language.resolve import plain
 from blockbuilder.language.scope import (MAX_BLOCK_PARAMS, MAX_BLOCKS, MAX_CALL_DEPTH, MAX_NESTING, Budget, Namer,
@@ -89,14 +90,14 @@ class Expansion:
         children, out = self.expander.chain(raw, shape, inner, path, Namer(owner=group), doc_path, self.site,
                                             region)
         site = Site("sequence", self.site.loc, doc_path)
-        wrapper = self.expander.make_node("sequence", "sequence", path, _sequence_spec(), site,
+        wrapper = self.expander.make_node("sequence", "sequence", path, sequence_spec(), site,
                                           shape, out, {"body": children})
         return (wrapper,), out
 
     def child(self, block_type: str, args: dict[str, Any], name: str, shape: Shape, field_name: str) -> Node[Any]:
         """A block the combinator adds itself (a projection shortcut, say), with ``defaults:`` applied."""
         doc_path = f"{self.site.doc_path}.{self.site.type}.{field_name}"
-        block = _known(block_type)
+        block = known_block(block_type)
         merged = {**self.expander.defaults_for(block_type), **args}
         spec = validate_spec(block, merged, Map(merged, loc=self.site.loc), self.site.loc, f"{doc_path}.{block_type}")
         site = Site(block_type, self.site.loc, doc_path)
@@ -135,7 +136,7 @@ class Expander:
         with recursion_room():
             children, out = self.chain(network, input_shape, scope, "", Namer((input_name,), "the model input"),
                                        "network", site, region)
-            root = self.make_node("sequence", "network", "", _sequence_spec(), site, input_shape, out,
+            root = self.make_node("sequence", "network", "", sequence_spec(), site, input_shape, out,
                                   {"body": children})
             check_read(root, self.written_at)
         return root
@@ -155,7 +156,7 @@ class Expander:
             node = self.entry(entry, shape, scope, parent, namer, region)
             nodes.append(node)
             shape = node.output_shape
-            in_place = entry.type not in self.user_blocks and _known(entry.type).chains_body
+            in_place = entry.type not in self.user_blocks and known_block(entry.type).chains_body
             region.define(entry.name, Source(node.path, shape, node.name), counted=not in_place)
         return tuple(nodes), shape
 
@@ -241,7 +242,7 @@ class Expander:
         """What an entry reads when not the previous block: the blocks its ``from:`` names, or, for a block
         that takes several inputs, the blocks written last before it."""
         user = self.user_blocks.get(entry.type)
-        low, high = (max(len(user.inputs), 1),) * 2 if user else _known(entry.type).inputs
+        low, high = (max(len(user.inputs), 1),) * 2 if user else known_block(entry.type).inputs
         what = (f"block '{entry.type}'" if user else f"'{entry.type}'") + f" takes {input_count(low, high)}"
         if user and user.inputs:
             what += f" ({', '.join(user.inputs)})"
@@ -268,7 +269,7 @@ class Expander:
 
     def _builtin(self, entry: Entry, path: str, shape: Shape, scope: Scope, region: Region,
                  inputs: tuple[Source, ...] | None) -> Node[Any]:
-        block = _known(entry.type)
+        block = known_block(entry.type)
         shape = inputs[0].shape if inputs else shape
         where, doc_path = entry.where, entry.doc_path
         args = self._with_defaults(entry.type, entry.args)
@@ -328,7 +329,7 @@ class Expander:
             site = Site("sequence", user.loc, user.doc_path)
             children, out = self.chain(user.body, shape, body_scope, path, Namer(owner=f"block '{name}'"),
                                        f"{user.doc_path}.body", site, body_region)
-            return self.make_node("sequence", name, path, _sequence_spec(), site, shape, out, {"body": children},
+            return self.make_node("sequence", name, path, sequence_spec(), site, shape, out, {"body": children},
                                   source_keys(inputs))
         except SpecError as exc:
             raise used_at(exc, name, where) from None
@@ -392,16 +393,3 @@ class Expander:
         if isinstance(raw, (Map, str)):
             return [raw], [getattr(raw, "loc", None) or owner.loc], [doc_path]
         raise SpecError(f"expected a list of blocks, got {shown(plain(raw))}", owner.loc, doc_path)
-
-
-# -- module helpers -------------------------------------------------------------------------------
-
-
-def _known(block_type: str) -> Block[Any]:
-    block = get_block(block_type)
-    assert block is not None, block_type
-    return block
-
-
-def _sequence_spec() -> Any:
-    return _known("sequence").Spec()

@@ -56,7 +56,7 @@ def resolve_dataset(architecture: Any, spec: TrainSpec, key: str = "dataset") ->
     rest = source.partition(":")[2]
     where = _data_location(architecture, key)
     located, path = locate(source, where)
-    if not (path.is_dir() if kind.path == "folder" else path.is_file()):
+    if not kind.exists(path):
         shown = f"'{rest}'" + (f" ({path})" if str(path) != rest else "")
         raise SpecError(f"{kind.path} {shown} does not exist", where, f"train.{key}")
     return located

@@ -98,7 +98,7 @@ def check_evaluation(run: str | Path, data: Optional[str] = None, output: Option
     kind = sources.get_kind(prefix)
     if kind is not None and kind.path:
         path = Path(where)
-        if not (path.is_dir() if kind.path == "folder" else path.is_file()):
+        if not kind.exists(path):
             raise CommandError(f"--data: {kind.path} '{where}' does not exist")
         source = f"{prefix}:{path}"
     target = Path(output) if output is not None else run_dir / "evaluations" / _slug(source)

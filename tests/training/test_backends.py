@@ -8,7 +8,6 @@ GPU decisions are tested with fake devices (no GPU here).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import types

@@ -100,6 +100,10 @@ class Kind:
     check: Optional[Callable[[str, str, int], None]] = None
     splits: Optional[Callable[[Source, float], dict[str, Part]]] = None
 
+    def exists(self, path: Path) -> bool:
+        """Whether ``path`` is there as this kind's argument needs it (a folder, or a file)."""
+        return path.is_dir() if self.path == "folder" else path.is_file()
+
 
 _KINDS: dict[str, Kind] = {}
 
