@@ -70,7 +70,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from blockbuilder.cli import weights
     from blockbuilder.report.summary import render, summarize
 
-    model, report = weights.build(args.architecture, show=False)
+    model, report = weights.build(args.architecture, show=False, shapes_only=True)
     summary = summarize(args.architecture, model)
     if args.json:
         loaded = {"weights": report.to_dict()} if report is not None else {}

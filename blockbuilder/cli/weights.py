@@ -33,11 +33,11 @@ def check(args: argparse.Namespace) -> None:
     check_source(args.architecture)
 
 
-def build(architecture: Any, show: bool = True) -> tuple[Any, Any]:
+def build(architecture: Any, show: bool = True, shapes_only: bool = False) -> tuple[Any, Any]:
     """Build the model with its weights and freezing; print what was loaded (a table) when ``show``."""
     from blockbuilder.transfer import build as build_with_report
 
-    model, report = build_with_report(architecture)
+    model, report = build_with_report(architecture, shapes_only=shapes_only)
     if report is not None and show:
         print_report(report)
     return model, report

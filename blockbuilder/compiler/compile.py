@@ -69,15 +69,25 @@ def float32_policy() -> Iterator[None]:
         keras.config.set_dtype_policy(policy)
 
 
-def build_model(root: Node[Any], name: str, input_shape: tuple[int, ...], input_name: str = "input") -> keras.Model:
-    """Build the functional model for an expanded network."""
+def build_model(
+    root: Node[Any], name: str, input_shape: tuple[int, ...], input_name: str = "input", *, shapes_only: bool = False
+) -> keras.Model:
+    """Build the functional model for an expanded network.
+
+    ``shapes_only`` builds it inside a ``keras.StatelessScope`` that leaves the weights' initializers
+    undrawn: layers, shapes and counts are those of the full model, for figures that read nothing else
+    (``blockbuilder summary``: 0.03 s against 0.47 s for VGG-16's 138 M weights). A weight read later is
+    drawn then, by Keras.
+    """
     saved = sys.getrecursionlimit()
     sys.setrecursionlimit(max(saved, 20_000))  # deep but legal nestings (see language.scope.MAX_NESTING)
+    scope = keras.StatelessScope(initialize_variables=False) if shapes_only else contextlib.nullcontext()
     try:
-        inputs = keras.Input(shape=input_shape, name=input_name)
-        context = BuildContext(output_block(root))
-        context.tensors[":input"] = inputs
-        outputs = context.build_all(root.group("body"), inputs)
-        return keras.Model(inputs, outputs, name=name)
+        with scope:
+            inputs = keras.Input(shape=input_shape, name=input_name)
+            context = BuildContext(output_block(root))
+            context.tensors[":input"] = inputs
+            outputs = context.build_all(root.group("body"), inputs)
+            return keras.Model(inputs, outputs, name=name)
     finally:
         sys.setrecursionlimit(saved)

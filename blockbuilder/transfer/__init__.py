@@ -45,9 +45,14 @@ def prepare(model: Any, architecture: Architecture, *, load: bool = True) -> Loa
     return report
 
 
-def build(architecture: Architecture) -> tuple[Any, LoadReport | None]:
-    """``blockbuilder.build`` with the weights report (what the command line shows)."""
+def build(architecture: Architecture, *, shapes_only: bool = False) -> tuple[Any, LoadReport | None]:
+    """``blockbuilder.build`` with the weights report (what the command line shows).
+
+    ``shapes_only`` (for figures: layers, shapes, counts, what trains) draws no weights when the file
+    loads none; a file with ``weights:`` is built whole, since its report reads them.
+    """
     from blockbuilder.compiler.compile import build_model
 
-    model = build_model(architecture.root, architecture.name, architecture.input_shape, architecture.input_name)
+    model = build_model(architecture.root, architecture.name, architecture.input_shape, architecture.input_name,
+                        shapes_only=shapes_only and architecture.weights is None)
     return model, prepare(model, architecture)

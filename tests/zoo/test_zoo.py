@@ -2,8 +2,8 @@
 
 ``architectures/expected.csv`` holds the reference figures of ../shared/REFERENCES.md (an empty cell
 where none is published): total and trainable parameters must match to the digit, depth by the
-weight-layer rule, MACs within 1 %. Each model is built once per session (the big ImageNet ones
-take seconds each) and only its figures are kept.
+weight-layer rule, MACs within 1 %. Each model is built once per session, its weights undrawn, and only
+its figures are kept.
 """
 
 from __future__ import annotations
@@ -67,11 +67,13 @@ def built(names: list[str]) -> list[object]:
 
 @functools.cache
 def figures(name: str) -> dict:
-    """Build ``name`` once; keep its figures (not the model, to bound memory)."""
+    """Build ``name`` once, its weights undrawn (figures read shapes only); keep its figures, not the model."""
     import keras
 
+    from blockbuilder.transfer import build
+
     arch = blockbuilder.load(name)
-    model = blockbuilder.build(arch)
+    model, _ = build(arch, shapes_only=True)
     summary = blockbuilder.summarize(arch, model)
     result = {
         "total": summary.params_total,
@@ -130,7 +132,8 @@ def test_weight_shapes_match_keras_applications(name):
     import keras
 
     constructor = getattr(keras.applications, KERAS_APPLICATIONS[name])
-    reference = [tuple(w.shape) for w in constructor(weights=None).weights]
+    with keras.StatelessScope(initialize_variables=False):  # shapes only, as figures() builds ours
+        reference = [tuple(w.shape) for w in constructor(weights=None).weights]
     keras.backend.clear_session()
     assert figures(name)["weight_shapes"] == reference
 
