@@ -28,36 +28,43 @@ def _reflect(index: np.ndarray, size: int) -> np.ndarray:
     return mirrored
 
 
+def _fold(shift: np.ndarray, size: int) -> np.ndarray:
+    """Whole-pixel ``shift`` moved by a multiple of ``2 * size`` into ``[-size, size)``: the same reads, since
+    reflected borders repeat every ``2 * size`` pixels."""
+    folded: np.ndarray = np.mod(shift + size, 2 * size) - size
+    return folded
+
+
+def _windows(padded: np.ndarray, top: np.ndarray, left: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Image ``b``'s ``height x width`` window of ``padded`` at ``(top[b], left[b])``: one slice (a copy of
+    whole rows) per image, the fastest gather NumPy has for a shift that is constant over the image."""
+    out = np.empty((len(padded), height, width, padded.shape[3]), padded.dtype)
+    for index, (row, col) in enumerate(zip(top.tolist(), left.tolist())):
+        out[index] = padded[index, row:row + height, col:col + width]
+    return out
+
+
 def _translate(images: np.ndarray, dx: np.ndarray, dy: np.ndarray, order: int) -> np.ndarray:
-    """:func:`_transform` of pure shifts (output ``(x, y)`` reads input ``(x + dx, y + dy)``): whole rows,
-    then whole columns, are read at once."""
+    """:func:`_warp` of pure shifts (output ``(x, y)`` reads input ``(x + dx, y + dy)``), the same values:
+    the batch is padded once (zeros, or mirrored as :func:`_reflect`) and each image's window sliced out;
+    bilinear weights blend neighbouring rows, then columns, of the whole batch."""
     batch, height, width, _ = images.shape
-    at = np.arange(batch)[:, None]
-
-    def rows(source: np.ndarray, index: np.ndarray) -> np.ndarray:
-        picked: np.ndarray = source[at, index]  # (batch, len(index), ...)
-        return picked
-
-    def cols(source: np.ndarray, index: np.ndarray) -> np.ndarray:
-        picked: np.ndarray = source.transpose(0, 2, 1, 3)[at, index].transpose(0, 2, 1, 3)
-        return picked
-
     if order == 0:
-        ys = np.rint(dy).astype(np.int64)[:, None] + np.arange(height)
-        xs = np.rint(dx).astype(np.int64)[:, None] + np.arange(width)
-        picked = cols(rows(images, np.clip(ys, 0, height - 1)), np.clip(xs, 0, width - 1))
-        inside = ((ys >= 0) & (ys < height))[:, :, None, None] & ((xs >= 0) & (xs < width))[:, None, :, None]
-        kept: np.ndarray = (picked * inside).astype(images.dtype)
-        return kept
+        ys = np.clip(np.rint(dy).astype(np.int64), -height, height)  # a shift past the image reads zeros only
+        xs = np.clip(np.rint(dx).astype(np.int64), -width, width)
+        my, mx = int(np.abs(ys).max(initial=0)), int(np.abs(xs).max(initial=0))
+        padded = np.zeros((batch, height + 2 * my, width + 2 * mx, images.shape[3]), images.dtype)
+        padded[:, my:my + height, mx:mx + width] = images
+        return _windows(padded, ys + my, xs + mx, height, width)
     top, left = np.floor(dy), np.floor(dx)
     fy = (dy - top).astype(np.float32)[:, None, None, None]
     fx = (dx - left).astype(np.float32)[:, None, None, None]
-    ys = top.astype(np.int64)[:, None] + np.arange(height)
-    xs = left.astype(np.int64)[:, None] + np.arange(width)
-    upper, lower = rows(images, _reflect(ys, height)), rows(images, _reflect(ys + 1, height))
-    mixed = upper + (lower - upper) * fy
-    first, second = cols(mixed, _reflect(xs, width)), cols(mixed, _reflect(xs + 1, width))
-    shifted: np.ndarray = (first + (second - first) * fx).astype(images.dtype)
+    rows, cols = _fold(top.astype(np.int64), height), _fold(left.astype(np.int64), width)
+    my, mx = int(max(-rows.min(), rows.max() + 1, 0)), int(max(-cols.min(), cols.max() + 1, 0))
+    padded = np.pad(images, ((0, 0), (my, my), (mx, mx), (0, 0)), mode="symmetric")
+    window = _windows(padded, rows + my, cols + mx, height + 1, width + 1)
+    mixed = window[:, :-1] + (window[:, 1:] - window[:, :-1]) * fy
+    shifted: np.ndarray = (mixed[:, :, :-1] + (mixed[:, :, 1:] - mixed[:, :, :-1]) * fx).astype(images.dtype)
     return shifted
 
 
@@ -69,6 +76,11 @@ def _transform(images: np.ndarray, matrices: np.ndarray, order: int = 1, mode: s
     """
     if np.all(matrices[:, :, :2] == np.eye(2)):
         return _translate(images, matrices[:, 0, 2], matrices[:, 1, 2], order)
+    return _warp(images, matrices, order)
+
+
+def _warp(images: np.ndarray, matrices: np.ndarray, order: int) -> np.ndarray:
+    """:func:`_transform` of any maps: every output pixel's source points gathered at once."""
     batch, height, width, channels = images.shape
     ys, xs = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
     m = matrices.astype(np.float64)[:, :, :, None, None]
@@ -115,8 +127,9 @@ def _flip(mode: str) -> Step:
     def step(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         for name, axis in (("horizontal", 2), ("vertical", 1)):
             if name in mode:
-                flip = rng.random(len(images)) < 0.5
-                images = np.where(flip[:, None, None, None], np.flip(images, axis), images)
+                flipped = np.flatnonzero(rng.random(len(images)) < 0.5)
+                images = images.copy()  # the caller's batch is left as it was
+                images[flipped] = np.flip(images[flipped], axis)
         return images
 
     return step
