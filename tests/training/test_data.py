@@ -150,23 +150,27 @@ def test_train_spec_is_importable_without_tensorflow():
     assert out.split() == ["False", "False"]
 
 
-@pytest.mark.parametrize("cached", [True, False], ids=["arrays", "files"])
-def test_tensorflow_is_fed_exactly_the_batches_of_the_one_pipeline(tmp_path, cached):
-    """``feed`` on TensorFlow (a tf.data map) gives the very batches the PyDataset gives JAX and PyTorch."""
+@pytest.mark.parametrize(("cached", "augment"), [(True, True), (True, False), (False, True)],
+                         ids=["arrays", "arrays-plain", "files"])
+def test_tensorflow_is_fed_exactly_the_batches_of_the_one_pipeline(tmp_path, cached, augment):
+    """``feed`` on TensorFlow (a tf.data map) gives the very batches the PyDataset gives JAX and PyTorch,
+    the last one partial."""
     pytest.importorskip("tensorflow")
     from blockbuilder.training import pipeline
 
     for label in range(2):
         (tmp_path / str(label)).mkdir()
-        for i in range(9):
-            Image.fromarray(np.full((6, 6, 3), 20 * i + 60 * label, np.uint8)).save(tmp_path / str(label) / f"{i}.png")
+        for i in range(10):
+            Image.fromarray(np.full((6, 6, 3), 10 * i + 60 * label, np.uint8)).save(tmp_path / str(label) / f"{i}.png")
     splits = load_splits(f"folder:{tmp_path}", (8, 8, 3), 2)
     train = splits.train.cache() if cached else splits.train
-    batches = train_batches(train, 4, seed=3, epoch=2, augmentation=AUGMENT, input_shape=(8, 8, 3), workers=2)
+    assert splits.sizes["train"] == 14  # batches of 4, 4, 4 and 2
+    batches = train_batches(train, 4, seed=3, epoch=2, augmentation=AUGMENT if augment else (),
+                            input_shape=(8, 8, 3), workers=2)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pipeline.keras.backend, "backend", lambda: "tensorflow")
         fed = [(x.numpy(), y.numpy()) for x, y in pipeline.feed(batches)]
-    assert len(fed) == len(batches) == 3
+    assert len(fed) == len(batches) == 4 and len(fed[-1][1]) == 2
     for (x1, y1), (x2, y2) in zip(fed, batches):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
