@@ -197,17 +197,20 @@ def feed(batches: Batches) -> Any:
 
     examples, size = batches.examples, batches.size
     shape = examples.images.shape[1:] if examples.images is not None else examples.shape
+    # every batch whole (the training batches are): the batch dimension is static, as the former
+    # pipeline's ``batch(drop_remainder=True)`` made it, and the train step is traced for that shape
+    rows = size if len(batches.order) >= len(batches) * size else None
 
     def numpy_batch(index: Any) -> tuple[Any, Any]:
         images, labels = tf.numpy_function(lambda i: batches[int(i)], [index], (tf.float32, tf.int32),
                                            stateful=False)
-        return tf.ensure_shape(images, (None, *shape)), tf.ensure_shape(labels, (None,))
+        return tf.ensure_shape(images, (rows, *shape)), tf.ensure_shape(labels, (rows,))
 
     def augmented(images: Any, index: Any) -> Any:
         augmenter = cast(Augmenter, batches.augmenter)
         done = tf.numpy_function(lambda x, i: augmenter(x, (*batches.seed, int(i))), [images, index], tf.float32,
                                  stateful=False)
-        return tf.ensure_shape(done, (None, *shape))
+        return tf.ensure_shape(done, (rows, *shape))
 
     if examples.images is None:
         make = numpy_batch
@@ -219,8 +222,9 @@ def feed(batches: Batches) -> Any:
 
         def make(index: Any) -> tuple[Any, Any]:
             chosen = order[index * size:(index + 1) * size]
-            picked = tf.gather(images, chosen)
-            return (augmented(picked, index) if batches.augmenter is not None else picked), tf.gather(labels, chosen)
+            picked = tf.ensure_shape(tf.gather(images, chosen), (rows, *shape))
+            return (augmented(picked, index) if batches.augmenter is not None else picked), \
+                tf.ensure_shape(tf.gather(labels, chosen), (rows,))
 
     dataset = tf.data.Dataset.range(len(batches))
     # tf.data tunes the parallelism and the prefetch, as the former tf.data pipeline let it

@@ -171,6 +171,13 @@ def test_tensorflow_is_fed_exactly_the_batches_of_the_one_pipeline(tmp_path, cac
         patch.setattr(pipeline.keras.backend, "backend", lambda: "tensorflow")
         fed = [(x.numpy(), y.numpy()) for x, y in pipeline.feed(batches)]
     assert len(fed) == len(batches) == 4 and len(fed[-1][1]) == 2
+    whole = train_batches(train, 4, seed=3, epoch=2, input_shape=(8, 8, 3), drop_remainder=True, workers=2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline.keras.backend, "backend", lambda: "tensorflow")
+        spec, partial = pipeline.feed(whole).element_spec, pipeline.feed(batches).element_spec
+    # whole batches only (as training has them): a static batch dimension, as tf.data's batch(drop_remainder) gives
+    assert (spec[0].shape.as_list(), spec[1].shape.as_list()) == ([4, 8, 8, 3], [4])
+    assert partial[0].shape.as_list() == [None, 8, 8, 3]
     for (x1, y1), (x2, y2) in zip(fed, batches):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
