@@ -1,9 +1,11 @@
 """The ``augmentation:`` steps in NumPy, for every backend's pipeline (no TensorFlow).
 
 The geometry follows Keras' preprocessing layers of the same names: bilinear maps with reflected
-borders, whole-pixel shifts with zero fill for ``random_crop``, each image drawn on its own and the
-whole batch mapped at once. Each step draws from a generator seeded by ``(seed, epoch, batch, step)``,
-so a batch's augmentation depends on nothing else.
+borders, whole-pixel shifts with zero fill for ``random_crop``, each image drawn on its own. Rotation
+and zoom map every pixel of the batch at once (:func:`_warp`); shifts slice each image's window out of
+the batch padded once, and flips assign the flipped images (:func:`_translate`, :func:`_flip`): the same
+values in half the time for crop, flip and translation together. Each step draws from a generator
+seeded by ``(seed, epoch, batch, step)``, so a batch's augmentation depends on nothing else.
 """
 
 from __future__ import annotations
