@@ -102,10 +102,6 @@ def summarize(architecture: Architecture, model: Any = None) -> Summary:
     """Depth, parameters, multiply-accumulates and the block hierarchy (builds the model if needed)."""
     from blockbuilder.report.summary import summarize as _summarize
 
-    if model is None:
-        from blockbuilder.quiet import import_keras_quietly
-        from blockbuilder.transfer import build as build_with_report
-
-        import_keras_quietly()
-        model, _ = build_with_report(architecture, shapes_only=True)  # its weights are not read
-    return _summarize(architecture, model)
+    # built whole: a model built with ``shapes_only`` stays in Keras' list of variables to initialise
+    # until the session is cleared, and a later scope of the caller's process would draw them then
+    return _summarize(architecture, model if model is not None else build(architecture))
