@@ -51,6 +51,10 @@ def make_data(root: Path) -> None:
         Image.fromarray(x[i]).save(folder / f"{i}.png")
 
 
+#: The training split of a child process, loaded at its first epoch (one pipeline and case per process).
+_LOADED: dict[str, Any] = {}
+
+
 def _batches(pipeline: str, case: str, root: Path, batch: int, epoch: int) -> Any:
     """One epoch of training batches: ``new`` (this tree's one pipeline) or ``old`` (the baseline tree's
     pipeline of this backend: ``tf.data`` on TensorFlow, NumPy elsewhere)."""
@@ -64,20 +68,23 @@ def _batches(pipeline: str, case: str, root: Path, batch: int, epoch: int) -> An
         from blockbuilder.training import data, tfdata  # type: ignore[attr-defined]
         from blockbuilder.training.augment import Augmenter as TFAugmenter  # type: ignore[import-not-found]
 
-        splits: Any = data.load_splits(source, SHAPE, 10)
-        train = splits.train if case == "files" else splits.train.cache()
+        if "train" not in _LOADED:  # once per process, as the trainer loads its data once for every epoch
+            splits: Any = data.load_splits(source, SHAPE, 10)
+            _LOADED.update(train=splits.train if case == "files" else splits.train.cache(), size=splits.sizes["train"])
         augmenter: Any = TFAugmenter(steps, SHAPE) if steps else None
-        return tfdata.train_batches(train, batch, seed=0, epoch=epoch, augmentation=steps, input_shape=SHAPE,
-                                    drop_remainder=True, augmenter=augmenter), splits.sizes["train"]
+        return tfdata.train_batches(_LOADED["train"], batch, seed=0, epoch=epoch, augmentation=steps,
+                                    input_shape=SHAPE, drop_remainder=True, augmenter=augmenter), _LOADED["size"]
     from blockbuilder.training import pipeline as numpy_pipeline
 
-    splits = numpy_pipeline.load_splits(source, SHAPE, 10)
-    train = splits.train if case == "files" else splits.train.cache()
+    if "train" not in _LOADED:
+        splits = numpy_pipeline.load_splits(source, SHAPE, 10)
+        _LOADED.update(train=splits.train if case == "files" else splits.train.cache(), size=splits.sizes["train"])
+    train = _LOADED["train"]
     augmenter = numpy_pipeline.Augmenter(steps, SHAPE) if steps else None
     batches = numpy_pipeline.train_batches(train, batch, seed=0, epoch=epoch, augmentation=steps,
                                            input_shape=SHAPE, drop_remainder=True, augmenter=augmenter)
     feed = getattr(numpy_pipeline, "feed", None)  # as the trainer hands them to fit (the old tree had none)
-    return (batches if feed is None else feed(batches)), splits.sizes["train"]
+    return (batches if feed is None else feed(batches)), _LOADED["size"]
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
