@@ -229,7 +229,7 @@ def feed(batches: Batches) -> Any:
     dataset = tf.data.Dataset.range(len(batches))
     if examples.images is not None and batches.augmenter is None:
         # a gather is quick: one tf.data thread stays ahead, and the cores are left to the train step
-        # (mapped in parallel, LeNet-5 trained at 0.94-0.95x the former pipeline on 2 cores; so, 0.97-1.02x)
+        # (LeNet-5 on 2 cores, against the former pipeline: 0.94-0.95x mapped in parallel, 0.92-1.02x so)
         return dataset.map(make).prefetch(tf.data.AUTOTUNE)
     # tf.data tunes the parallelism and the prefetch, as the former tf.data pipeline let it
     return dataset.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
