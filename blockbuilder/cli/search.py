@@ -58,7 +58,7 @@ def check(args: argparse.Namespace) -> None:
     from blockbuilder.errors import SpecError, UsageError
     from blockbuilder.search.directory import default_output
     from blockbuilder.search.family import check_capacity, check_family, explore_family
-    from blockbuilder.search.report import Progress
+    from blockbuilder.search.console import Progress
     from blockbuilder.search.section import parse_space
     from blockbuilder.search.study import Search, SearchOptions
     from blockbuilder.search.trainer import train_with_blockbuilder

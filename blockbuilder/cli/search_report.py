@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     from blockbuilder.cli.console import console
     from blockbuilder.report.compare import compare_rows
-    from blockbuilder.search.report import table, write_reports
+    from blockbuilder.search.console import table
+    from blockbuilder.search.report import write_reports
 
     if not hasattr(args, "study"):
         check(args)

@@ -111,7 +111,7 @@ class Search:
         budget: The budget (the section's, with the command line's limits).
         options: Trials, directory, epochs, storage.
         trainer: Trains one trial (the real one imports TensorFlow).
-        progress: Receives ``started``, ``trial`` and ``finished`` events (see ``report.Progress``).
+        progress: Receives ``started``, ``trial`` and ``finished`` events (see ``console.Progress``).
     """
 
     def __init__(self, source: Path, architecture: Any, space: Space, budget: Budget, options: SearchOptions,

@@ -70,11 +70,11 @@ def _translate(images: np.ndarray, dx: np.ndarray, dy: np.ndarray, order: int) -
     return shifted
 
 
-def _transform(images: np.ndarray, matrices: np.ndarray, order: int = 1, mode: str = "reflect") -> np.ndarray:
+def _transform(images: np.ndarray, matrices: np.ndarray, order: int = 1) -> np.ndarray:
     """Apply one 2x3 ``[[a0, a1, a2], [b0, b1, b2]]`` map (output ``(x, y)`` -> input point) per image.
 
-    The whole batch at once: bilinear (``order`` 1) with reflected borders, or nearest (``order`` 0)
-    with zeros outside (``mode="constant"``).
+    The whole batch at once: bilinear (``order`` 1) with reflected borders, or nearest with zeros
+    outside (``order`` 0, for ``random_crop``).
     """
     if np.all(matrices[:, :, :2] == np.eye(2)):
         return _translate(images, matrices[:, 0, 2], matrices[:, 1, 2], order)
@@ -120,7 +120,7 @@ def _shifts(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
 def _random_crop(padding: int) -> Step:
     def step(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         dx, dy = (rng.integers(-padding, padding + 1, len(images)).astype(np.float64) for _ in range(2))
-        return _transform(images, _shifts(dx, dy), order=0, mode="constant")
+        return _transform(images, _shifts(dx, dy), order=0)
 
     return step
 

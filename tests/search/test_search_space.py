@@ -324,7 +324,7 @@ def fake_trainer(architecture, run_dir, epochs, on_epoch):
 
 def worker(path, tmp_path, trials, storage):
     import blockbuilder
-    from blockbuilder.search.report import Progress
+    from blockbuilder.search.console import Progress
     from blockbuilder.search.study import Search, SearchOptions
 
     arch = blockbuilder.load(path)

@@ -21,9 +21,9 @@ def _batch(shape: tuple[int, int, int, int], seed: int) -> np.ndarray:
 
 
 def _shifts(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """The maps of :func:`augment_numpy._transform` for shifts: identity plus ``(dx, dy)``."""
-    one, zero = np.ones_like(dx), np.zeros_like(dx)
-    return np.stack([np.stack([one, zero, dx], 1), np.stack([zero, one, dy], 1)], 1)
+    """The maps under which output ``(x, y)`` reads input ``(x + dx, y + dy)`` (the module's own maker moves
+    the image by ``(dx, dy)``)."""
+    return augment_numpy._shifts(-dx, -dy)
 
 
 shapes = st.tuples(st.integers(1, 5), st.integers(1, 9), st.integers(1, 9), st.integers(1, 3))

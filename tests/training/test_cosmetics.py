@@ -115,7 +115,8 @@ def test_a_one_epoch_run_says_1_epoch_and_1_image(capsys):
 def test_a_search_of_one_trial_says_1_trial():
     from rich.console import Console
 
-    from blockbuilder.search.report import TrialRow, table
+    from blockbuilder.search.console import table
+    from blockbuilder.search.report import TrialRow
 
     row = TrialRow(0, "complete", 1000, 2000, 0.5, {"train.batch_size": 32}, seconds=1.0)
     console = Console(record=True, width=120, file=io.StringIO())
@@ -149,7 +150,7 @@ def test_a_search_space_of_one_trial_says_1_trial(write):
 
 
 def test_a_search_of_one_trial_of_one_epoch_starts_so(capsys):
-    from blockbuilder.search.report import Progress
+    from blockbuilder.search.console import Progress
 
     study = SimpleNamespace(get_trials=lambda deepcopy: [])
     search = SimpleNamespace(name="s", options=SimpleNamespace(trials=1), epochs=1,
