@@ -21,6 +21,7 @@ misspelled block name in ``freeze:`` at its line, before any model is built.
 from __future__ import annotations
 
 import fnmatch
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ def _source_path(written: str, where: Location | None) -> str:
     """A path written in a file is relative to that file; one given on the command line, to the working folder."""
     if written == IMAGENET:
         return written
-    path = Path(written).expanduser()
+    path = Path(os.path.expanduser(written))  # ~user as written when there is no such user, as for data paths
     in_file = where is not None and bool(where.line) and Path(where.file).is_file()
     if not path.is_absolute() and in_file:
         assert where is not None

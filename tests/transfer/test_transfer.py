@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import blockbuilder
@@ -188,6 +188,7 @@ def test_any_freeze_value_is_a_freeze_or_one_located_error(value):
 @given(st.one_of(st.text(max_size=20), st.dictionaries(st.sampled_from(["source", "strict", "x"]),
                                                        st.one_of(st.text(max_size=8), st.booleans()), max_size=3),
                  st.integers(), st.lists(st.text(max_size=4), max_size=2)))
+@example("~0")  # no user named 0: the path stays as written (pathlib's expanduser raised RuntimeError)
 def test_any_weights_value_is_a_source_or_one_located_error(value):
     from blockbuilder.language.document import load_text
     from blockbuilder.transfer.settings import Weights, read_weights
